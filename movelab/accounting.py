@@ -1,0 +1,101 @@
+"""Parameter and FLOP accounting from the config alone (no model is allocated), so the GPU
+ladder and x32 banks can be costed on a laptop. `GPT.costs()` counts the same quantities from
+the module tree; tests hold the two equal and check both against torch's FLOP counters.
+
+Conventions (SPEC):
+  active parameters   the matmul weights: transformer matrices, gates/routers, output head;
+                      embedding, LaVE tables and MoVE bank are lookups and cost zero FLOPs.
+  train FLOPs/token   6 x active + 12 x L x d_kv x T (attention over a context of T, the
+                      PaLM/nanochat convention, counted as if not causal); forward is a third.
+  value-mix FLOPs     the elementwise gated mix (one multiply-add per gated term per value
+                      element) is NOT in the 6N convention; it is reported on its own.
+  bytes gathered      value-embedding rows read per token: M x d_kv once per forward for MoVE,
+                      d_kv per LaVE layer; the input embedding row is reported separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from movelab.config import ModelConfig
+
+PARAM_GROUPS = ("token_embedding", "output_head", "transformer_matrices", "gates_routers",
+                "lave_tables", "move_bank", "norms_scalars")
+ACTIVE_GROUPS = ("transformer_matrices", "gates_routers", "output_head")
+BYTES_FP32, BYTES_BF16 = 4, 2
+
+
+@dataclass(frozen=True)
+class Costs:
+    params: dict[str, int]
+    params_total: int
+    params_active: int
+    flops_per_token_train: int
+    flops_per_token_forward: int
+    flops_per_token_train_matmul: int
+    flops_per_token_train_attention: int
+    flops_per_token_value_mix_forward: int
+    elements_gathered_per_token: int
+    bytes_gathered_per_token: int
+    bytes_gathered_per_token_bf16: int
+    bytes_embedding_per_token: int
+
+    @classmethod
+    def build(cls, *, params, matmul_params, attention_flops_forward, value_mix_flops_forward,
+              elements_gathered, embedding_elements_gathered) -> "Costs":
+        params = {group: int(params.get(group, 0)) for group in PARAM_GROUPS}
+        forward = 2 * matmul_params + attention_flops_forward
+        return cls(
+            params=params,
+            params_total=sum(params.values()),
+            params_active=matmul_params,
+            flops_per_token_train=3 * forward,
+            flops_per_token_forward=forward,
+            flops_per_token_train_matmul=6 * matmul_params,
+            flops_per_token_train_attention=3 * attention_flops_forward,
+            flops_per_token_value_mix_forward=value_mix_flops_forward,
+            elements_gathered_per_token=elements_gathered,
+            bytes_gathered_per_token=BYTES_FP32 * elements_gathered,
+            bytes_gathered_per_token_bf16=BYTES_BF16 * elements_gathered,
+            bytes_embedding_per_token=BYTES_FP32 * embedding_elements_gathered,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def attention_flops_per_token_forward(cfg: ModelConfig) -> int:
+    """QK^T and AV: 2 matmuls x 2 FLOPs x d_kv x T per token per layer (a third of 12 L d_kv T)."""
+    return 4 * cfg.depth * cfg.d_kv * cfg.seq_len
+
+
+def analytic_costs(cfg: ModelConfig) -> Costs:
+    d, d_kv, L, V, H = cfg.width, cfg.d_kv, cfg.depth, cfg.vocab_size, cfg.n_heads
+    n_lave = len(cfg.lave_layers)
+    gate_standard = 1 if cfg.gate_standard else 0
+    params = {
+        "token_embedding": V * d,
+        "output_head": d * V,
+        "transformer_matrices": L * (3 * d * d_kv + d_kv * d + 2 * d * 4 * d),
+        "norms_scalars": L * (2 * d + 2 * cfg.head_dim) + d,
+    }
+    if cfg.value_path == "lave":
+        params["gates_routers"] = n_lave * d * H * (1 + gate_standard)
+        params["lave_tables"] = n_lave * V * d_kv
+        mix_terms = n_lave * (1 + gate_standard)
+        gathered = n_lave * d_kv
+    elif cfg.value_path == "move":
+        params["gates_routers"] = L * d * H * (cfg.slots + gate_standard)
+        params["move_bank"] = V * cfg.slots * d_kv
+        mix_terms = L * (cfg.slots + gate_standard)
+        gathered = cfg.slots * d_kv
+    else:
+        mix_terms = gathered = 0
+    return Costs.build(
+        params=params,
+        matmul_params=sum(params.get(group, 0) for group in ACTIVE_GROUPS),
+        attention_flops_forward=attention_flops_per_token_forward(cfg),
+        value_mix_flops_forward=2 * mix_terms * d_kv,
+        elements_gathered=gathered,
+        embedding_elements_gathered=d,
+    )

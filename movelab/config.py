@@ -1,0 +1,208 @@
+"""Model configuration: one dataclass, the depth dial and the named presets of both ladders.
+
+A config is validated and *resolved* when it is built: LaVE and MoVE densities get their
+defaults, MoVE's slot count M is derived from the density (M = k * L / 2, SPEC) or the density
+from an explicit M, so two configs that describe the same model compare (and hash) equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+VALUE_PATHS = ("standard", "lave", "move")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work. The message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A family of models indexed by depth: width = aspect * depth, heads of a fixed size."""
+
+    name: str
+    head_dim: int
+    aspect: int
+    depths: tuple[int, ...]
+    vocab_size: int
+    seq_len: int
+
+    def preset_name(self, depth: int) -> str:
+        return f"{self.name}-d{depth}"
+
+
+# CPU ladder: head size 32 and width 32 * depth, so depth is the one dial (heads = depth).
+# Depths are even so that MoVE x1 (M = L / 2) is a whole number of slots at every rung.
+# Measured on 2 cores (see docs/research-log.md): d2 trains at tens of thousands of tokens/s,
+# d10 at a few thousand.
+CPU_LADDER = Ladder("cpu", head_dim=32, aspect=32, depths=(2, 4, 6, 8, 10),
+                    vocab_size=4096, seq_len=256)
+# GPU ladder mirroring the paper (nanochat): width 64 * depth, head size 128.
+GPU_LADDER = Ladder("gpu", head_dim=128, aspect=64, depths=(12, 20, 32),
+                    vocab_size=65536, seq_len=2048)
+LADDERS = {ladder.name: ladder for ladder in (CPU_LADDER, GPU_LADDER)}
+PRESETS = {ladder.preset_name(d): (ladder, d) for ladder in LADDERS.values() for d in ladder.depths}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    depth: int = 4
+    width: int = 128
+    n_heads: int = 4
+    vocab_size: int = 4096
+    seq_len: int = 256
+    value_path: str = "standard"
+    # LaVE: 1 (every other layer, always the last) or 2 (every layer).
+    # MoVE: k in "MoVE xk", M = k * L / 2. Ignored by neither: it must be unset for `standard`.
+    density: float | None = None
+    # MoVE only: the number of slots M; given explicitly it overrides the density.
+    slots: int | None = None
+    # Gate on the standard value path: off by default for LaVE (an ablation turns it on),
+    # on by default for MoVE (the ablation fixes g0 = 1).
+    gate_standard: bool | None = None
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        for name in ("depth", "width", "n_heads", "vocab_size", "seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.width % self.n_heads:
+            options = [h for h in range(1, self.width + 1) if self.width % h == 0][:8]
+            raise ConfigError(f"heads ({self.n_heads}) must divide width ({self.width}); "
+                              f"pick --heads from {options}... or change --width")
+        if self.head_dim % 2:
+            raise ConfigError(f"head size width/heads = {self.head_dim} must be even for rotary "
+                              "embeddings; change --width or --heads")
+        if self.value_path not in VALUE_PATHS:
+            raise ConfigError(f"unknown value path {self.value_path!r}; "
+                              f"choose one of {', '.join(VALUE_PATHS)}")
+        if self.value_path == "standard":
+            if self.density is not None or self.slots is not None:
+                raise ConfigError("--density and --slots apply to --value-path lave or move, "
+                                  "not standard; drop them or pick a memory value path")
+            if self.gate_standard:
+                raise ConfigError("the standard path has no gate; use --value-path lave or move")
+            set_("gate_standard", False)
+        elif self.value_path == "lave":
+            if self.slots is not None:
+                raise ConfigError("--slots applies to --value-path move; LaVE takes --density 1 or 2")
+            density = 1 if self.density is None else self.density
+            if density not in (1, 2):
+                raise ConfigError(f"LaVE density must be 1 (every other layer) or 2 (every layer), "
+                                  f"got {density}")
+            set_("density", int(density))
+            set_("gate_standard", bool(self.gate_standard))
+        else:
+            if self.slots is not None:
+                if not isinstance(self.slots, int) or isinstance(self.slots, bool) or self.slots < 1:
+                    raise ConfigError(f"--slots must be a positive whole number, got {self.slots!r}")
+                implied = 2 * self.slots / self.depth
+                if self.density is not None and self.density != implied:
+                    raise ConfigError(f"--slots {self.slots} means density {implied:g} at depth "
+                                      f"{self.depth}, not {self.density:g}; give only one of them")
+                set_("density", _tidy(implied))
+            else:
+                density = 1 if self.density is None else self.density
+                if not density > 0:
+                    raise ConfigError(f"MoVE density must be positive, got {density}")
+                slots = density * self.depth / 2
+                if slots != int(slots):
+                    raise ConfigError(
+                        f"MoVE x{density:g} at depth {self.depth} gives M = {density:g} * "
+                        f"{self.depth} / 2 = {slots:g} slots, not a whole number; use an even "
+                        f"depth, another density, or --slots M")
+                set_("density", _tidy(density))
+                set_("slots", int(slots))
+            set_("gate_standard", True if self.gate_standard is None else bool(self.gate_standard))
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.n_heads
+
+    @property
+    def d_kv(self) -> int:
+        return self.n_heads * self.head_dim
+
+    @property
+    def lave_layers(self) -> tuple[int, ...]:
+        """Layers that carry a LaVE table: x1 every other one ending at the last, x2 all."""
+        if self.value_path != "lave":
+            return ()
+        if self.density == 2:
+            return tuple(range(self.depth))
+        return tuple(l for l in range(self.depth) if l % 2 == (self.depth - 1) % 2)
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. 'd4 move x2 (M=4)'."""
+        name = f"d{self.depth} {self.value_path}"
+        if self.value_path == "lave":
+            name += f" x{self.density:g}"
+        elif self.value_path == "move":
+            name += f" x{self.density:g} (M={self.slots})"
+        if self.value_path == "lave" and self.gate_standard:
+            name += " +g0"
+        if self.value_path == "move" and not self.gate_standard:
+            name += " g0=1"
+        return name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**d)
+
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+
+def config_hash(d: dict) -> str:
+    """Stable 12-hex-digit hash of a JSON-able dict (key order does not matter)."""
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _tidy(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def build_config(preset: str | None = None, *, ladder: str = "cpu", depth: int | None = None,
+                 width: int | None = None, heads: int | None = None,
+                 vocab_size: int | None = None, seq_len: int | None = None,
+                 value_path: str = "standard", density: float | None = None,
+                 slots: int | None = None, gate_standard: bool | None = None) -> ModelConfig:
+    """The depth dial: a preset (or a ladder and a depth) fixes every shape; explicit
+    arguments override single fields. Width and heads follow the ladder's rule from the
+    depth unless given."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        rung, preset_depth = PRESETS[preset]
+        depth = preset_depth if depth is None else depth
+    else:
+        if ladder not in LADDERS:
+            raise ConfigError(f"unknown ladder {ladder!r}; choose one of {', '.join(LADDERS)}")
+        rung = LADDERS[ladder]
+        depth = CPU_LADDER.depths[1] if depth is None else depth
+    if not isinstance(depth, int) or depth < 1:
+        raise ConfigError(f"depth must be a positive integer, got {depth!r}")
+    width = rung.aspect * depth if width is None else width
+    if heads is None:
+        if width % rung.head_dim:
+            raise ConfigError(f"width {width} is not a multiple of the {rung.name} ladder's head "
+                              f"size {rung.head_dim}; give --heads explicitly")
+        heads = width // rung.head_dim
+    return ModelConfig(depth=depth, width=width, n_heads=heads,
+                       vocab_size=rung.vocab_size if vocab_size is None else vocab_size,
+                       seq_len=rung.seq_len if seq_len is None else seq_len,
+                       value_path=value_path, density=density, slots=slots,
+                       gate_standard=gate_standard)

@@ -1,0 +1,107 @@
+"""Parameter and FLOP accounting: analytic = structural = torch's counters."""
+
+import warnings
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from movelab.accounting import ACTIVE_GROUPS, PARAM_GROUPS, analytic_costs
+from movelab.config import build_config
+from movelab.model import GPT
+
+VARIANTS = [dict(value_path="standard"), dict(value_path="lave", density=1),
+            dict(value_path="lave", density=2), dict(value_path="lave", density=1, gate_standard=True),
+            dict(value_path="move", density=1), dict(value_path="move", density=4),
+            dict(value_path="move", slots=3, gate_standard=False)]
+SIZES = [dict(depth=1, width=32, heads=1), dict(depth=2, width=64, heads=2),
+         dict(depth=3, width=48, heads=3), dict(depth=4, width=64, heads=4)]
+
+
+def configs():
+    for size in SIZES:
+        for variant in VARIANTS:
+            if variant.get("value_path") == "move" and "density" in variant \
+                    and variant["density"] * size["depth"] % 2:
+                continue  # M = k L / 2 must be whole
+            yield build_config(vocab_size=53, seq_len=12, **size, **variant)
+
+
+CONFIGS = list(configs())
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.label} w{c.width}")
+def test_analytic_equals_structural_and_groups_sum_to_total(cfg):
+    model = GPT(cfg)
+    structural, analytic = model.costs(), analytic_costs(cfg)
+    assert structural == analytic
+    assert set(structural.params) == set(PARAM_GROUPS)
+    assert structural.params_total == sum(p.numel() for p in model.parameters())
+    assert structural.params_total == sum(structural.params.values())
+    assert structural.params_active == sum(structural.params[g] for g in ACTIVE_GROUPS)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.label} w{c.width}")
+def test_flop_counter_mode_matches_analytic_matmul_flops(cfg):
+    """FlopCounterMode counts 2mnk per matmul, forward and backward. With the math attention
+    kernel it sees QK^T and AV as plain bmm's over the full T x T square, which is exactly
+    SPEC's 12 L d_kv T; CPU's fused flash kernel has no FLOP formula registered, so there it
+    sees the matmuls only. Lookups and the elementwise value mix count zero in both."""
+    model = GPT(cfg)
+    batch, costs = 3, analytic_costs(cfg)
+    tokens = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len))
+    n = batch * cfg.seq_len
+    with FlopCounterMode(display=False) as fused:
+        model(tokens, tokens).backward()
+    assert fused.get_total_flops() == n * costs.flops_per_token_train_matmul
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as math:
+        model(tokens, tokens).backward()
+    assert math.get_total_flops() == n * costs.flops_per_token_train
+    assert costs.flops_per_token_train == 3 * costs.flops_per_token_forward
+    assert costs.flops_per_token_train_attention == 12 * cfg.depth * cfg.d_kv * cfg.seq_len
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:len(VARIANTS)], ids=lambda c: c.label)
+def test_fvcore_counts_half_the_forward_matmul_flops(cfg):
+    """fvcore counts one FLOP per multiply-add (so x2 to compare) and has no handler for fused
+    attention or embedding lookups: they are reported unsupported and count zero."""
+    from fvcore.nn import FlopCountAnalysis
+
+    model = GPT(cfg).eval()
+    tokens = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(model, (tokens,))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        total = analysis.total()
+        unsupported = analysis.unsupported_ops()
+    costs = analytic_costs(cfg)
+    assert 2 * total == 2 * cfg.seq_len * costs.params_active * 2  # forward = 2 x active / token
+    assert 2 * total == 2 * cfg.seq_len * (costs.flops_per_token_forward
+                                           - costs.flops_per_token_train_attention // 3)
+    assert unsupported["aten::scaled_dot_product_attention"] == cfg.depth
+    assert unsupported["aten::embedding"] == 1 + (cfg.value_path != "standard") * (
+        len(cfg.lave_layers) if cfg.value_path == "lave" else 1)
+
+
+def test_spec_numbers_for_a_ladder_rung_by_hand():
+    """cpu-d4 (d 128, L 4, V 4096, T 256), MoVE x4 -> M = 8, written out from SPEC by hand."""
+    cfg = build_config("cpu-d4", value_path="move", density=4)
+    c = analytic_costs(cfg)
+    matrices = 4 * 12 * 128 * 128
+    routers = 4 * 128 * 4 * (8 + 1)
+    head = 128 * 4096
+    assert c.params["move_bank"] == 4096 * 8 * 128
+    assert c.params_active == matrices + routers + head
+    assert c.flops_per_token_train == 6 * (matrices + routers + head) + 12 * 4 * 128 * 256
+    assert c.bytes_gathered_per_token == 8 * 128 * 4
+    lave = analytic_costs(build_config("cpu-d4", value_path="lave", density=1))
+    move1 = analytic_costs(build_config("cpu-d4", value_path="move", density=1))
+    assert lave.params["lave_tables"] == move1.params["move_bank"]  # MoVE x1 = LaVE x1 memory
+
+
+def test_memory_grows_with_slots_while_flops_barely_move():
+    costs = [analytic_costs(build_config("cpu-d8", value_path="move", density=k)) for k in (1, 32)]
+    assert costs[1].params["move_bank"] == 32 * costs[0].params["move_bank"]
+    assert costs[1].flops_per_token_train < 1.3 * costs[0].flops_per_token_train

@@ -1,0 +1,130 @@
+"""Behaviour of the three value paths."""
+
+import pytest
+import torch
+
+from movelab.config import ModelConfig, build_config
+from movelab.model import GPT, LaveMix, MoveMix
+
+VOCAB, SEQ = 61, 16
+
+
+def tiny(value_path="standard", **kw) -> ModelConfig:
+    return build_config(depth=kw.pop("depth", 2), width=kw.pop("width", 32), heads=2,
+                        vocab_size=VOCAB, seq_len=SEQ, value_path=value_path, **kw)
+
+
+PATHS = [dict(value_path="standard"), dict(value_path="lave", density=1),
+         dict(value_path="lave", density=2, gate_standard=True), dict(value_path="move", density=1),
+         dict(value_path="move", slots=3, gate_standard=False)]
+
+
+def randomise_(model: GPT, skip=()):
+    """Give every weight (zero-initialised ones included) a random value."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not any(s in name for s in skip):
+                p.normal_(0, 0.3)
+
+
+@pytest.mark.parametrize("value_path,mix", [("lave", LaveMix), ("move", MoveMix)])
+def test_gates_are_exactly_one_at_init(value_path, mix):
+    model = GPT(tiny(value_path, depth=4))
+    h = torch.randn(3, SEQ, 32) * 10
+    mixes = [m for m in model.modules() if isinstance(m, mix)]
+    assert mixes
+    for m in mixes:
+        layer = m.router if isinstance(m, MoveMix) else m.gate
+        assert torch.equal(2 * torch.sigmoid(layer(h)), torch.ones(3, SEQ, layer.out_features))
+
+
+@pytest.mark.parametrize("gate_standard,skip", [(True, ("router",)), (False, ())])
+def test_move_with_zero_bank_equals_standard(gate_standard, skip):
+    """Gates at init (g0 = 1), or the g0 = 1 ablation with trained routers: a zero bank adds
+    nothing, so MoVE computes exactly what the standard model with the same weights does."""
+    move = GPT(tiny("move", density=2, gate_standard=gate_standard))
+    randomise_(move, skip=skip)
+    with torch.no_grad():
+        move.bank.weight.zero_()
+    standard = GPT(tiny("standard"))
+    missing, unexpected = standard.load_state_dict(move.state_dict(), strict=False)
+    assert not missing and unexpected and all("bank" in k or "router" in k for k in unexpected)
+    tokens = torch.randint(0, VOCAB, (2, SEQ))
+    torch.testing.assert_close(move(tokens), standard(tokens), rtol=0, atol=1e-6)
+    with torch.no_grad():  # and the bank is not inert: a non-zero bank changes the output
+        move.bank.weight.normal_()
+    assert (move(tokens) - standard(tokens)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("depth,density,layers", [(4, 1, (1, 3)), (5, 1, (0, 2, 4)), (1, 1, (0,)),
+                                                  (3, 2, (0, 1, 2))])
+def test_lave_tables_sit_on_the_right_layers(depth, density, layers):
+    cfg = tiny("lave", depth=depth, density=density)
+    assert cfg.lave_layers == layers
+    model = GPT(cfg)
+    has_table = tuple(i for i, b in enumerate(model.blocks) if isinstance(b.attn.value_mix, LaveMix))
+    assert has_table == layers
+    assert layers[-1] == depth - 1  # the last layer always has one
+
+
+def test_move_bank_is_one_tensor_shared_by_every_layer():
+    model = GPT(tiny("move", depth=4, density=2))
+    assert model.bank.weight.shape == (VOCAB, 4 * 32)  # (V, M * d_kv) with M = 2 * 4 / 2
+    assert sum("bank" in n for n, _ in model.named_parameters()) == 1
+    assert all(isinstance(b.attn.value_mix, MoveMix) for b in model.blocks)
+    assert model.blocks[0].attn.value_mix.router.out_features == 2 * (4 + 1)  # H (M + 1)
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=lambda kw: str(kw))
+def test_causal_future_tokens_do_not_change_the_past(kw):
+    model = GPT(tiny(**kw))
+    randomise_(model)
+    tokens = torch.randint(0, VOCAB, (1, SEQ))
+    changed = tokens.clone()
+    changed[0, 10:] = (changed[0, 10:] + 1) % VOCAB
+    a, b = model(tokens), model(changed)
+    torch.testing.assert_close(a[:, :10], b[:, :10])
+    assert (a[:, 10:] - b[:, 10:]).abs().max() > 1e-3
+
+
+def test_prefix_targets_of_minus_one_are_ignored():
+    model = GPT(tiny())
+    randomise_(model)
+    tokens = torch.randint(0, VOCAB, (2, SEQ))
+    targets = torch.randint(0, VOCAB, (2, SEQ))
+    masked = targets.clone()
+    masked[:, 0] = -1
+    per_token = model(tokens, targets, reduction="none").view(2, SEQ)
+    torch.testing.assert_close(model(tokens, masked), per_token[:, 1:].mean())
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=lambda kw: str(kw))
+def test_each_value_path_overfits_a_fixed_batch(kw):
+    torch.manual_seed(0)
+    model = GPT(tiny(**kw))
+    tokens = torch.randint(0, VOCAB, (4, SEQ + 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = model(tokens[:, :-1], tokens[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_memory_paths_learn_their_tables():
+    """The tables and bank receive gradient (they are not dead weight). At init the output
+    projections are zero, so values get no gradient until one step has moved them."""
+    for kw in PATHS[1:]:
+        model = GPT(tiny(**kw))
+        tokens = torch.randint(0, VOCAB, (2, SEQ))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(tokens, tokens).backward()
+        opt.step()
+        opt.zero_grad()
+        model(tokens, tokens).backward()
+        memory = [p for n, p in model.named_parameters() if "table" in n or "bank" in n]
+        assert memory and all(p.grad is not None and p.grad.abs().sum() > 0 for p in memory)
