@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from movelab.accounting import analytic_costs
 from movelab.config import LADDERS, PRESETS, VALUE_PATHS, ConfigError, ModelConfig, build_config
@@ -31,7 +32,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--heads", type=int, help="attention heads H (default: width / ladder head size)")
     g.add_argument("--vocab-size", type=int, help="vocabulary size V (default: the ladder's)")
     g.add_argument("--seq-len", type=int, help="context length T (default: the ladder's)")
-    g.add_argument("--value-path", choices=VALUE_PATHS, default="standard",
+    g.add_argument("--value-path", choices=VALUE_PATHS,
                    help="standard, lave (layer-wise value embeddings) or move (mixture of value "
                         "embeddings); default standard")
     g.add_argument("--density", type=float, metavar="K",
@@ -50,7 +51,7 @@ def config_from_args(args: argparse.Namespace) -> ModelConfig:
         density = int(density)
     return build_config(args.preset, depth=args.depth, width=args.width, heads=args.heads,
                         vocab_size=args.vocab_size, seq_len=args.seq_len,
-                        value_path=args.value_path, density=density, slots=args.slots,
+                        value_path=args.value_path or "standard", density=density, slots=args.slots,
                         gate_standard=args.gate_standard)
 
 
@@ -129,6 +130,89 @@ def cmd_flops(args: argparse.Namespace) -> None:
     print(json.dumps(record, indent=1) if args.json else format_costs(record))
 
 
+MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "value_path",
+               "density", "slots", "gate_standard")
+TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
+               "embedding_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
+               "grad_clip", "evals", "seed")
+DEFAULT_TOKENS = 1_000_000
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    from movelab.training.config import OPTIMIZERS, TrainConfig
+
+    d = TrainConfig(tokens=1)
+    g = parser.add_argument_group("data and horizon")
+    g.add_argument("--corpus", help="wiki (default; offline, ships in gensim's wheel), text:PATH "
+                                    "(a file or folder of .txt/.md), fineweb-edu[:PARQUET_DIR]")
+    h = g.add_mutually_exclusive_group()
+    h.add_argument("--tokens", type=int, metavar="N",
+                   help=f"train on N tokens (default {DEFAULT_TOKENS:,})")
+    h.add_argument("--tokens-per-param", type=float, metavar="R", help="R tokens per active parameter")
+    h.add_argument("--flops", type=float, metavar="C", help="a training-FLOP budget (6N + attention)")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, help=f"sequences per step, global (default {d.batch_size})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="adamw (default) or muon for the transformer matrices")
+    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default {d.lr:g})")
+    g.add_argument("--embedding-lr", type=float,
+                   help=f"embedding, LaVE tables and MoVE bank (default {d.embedding_lr:g})")
+    g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
+    g.add_argument("--weight-decay", type=float, help=f"on matrices (default {d.weight_decay:g})")
+    g.add_argument("--warmup-frac", type=float, help=f"default {d.warmup_frac:g}")
+    g.add_argument("--final-lr-frac", type=float, help=f"cosine floor (default {d.final_lr_frac:g})")
+    g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
+    g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
+    g.add_argument("--seed", type=int, help="init and batch order (default 0)")
+    g = parser.add_argument_group("run")
+    g.add_argument("--out", type=Path, help="run directory (default runs/<config hash>)")
+    g.add_argument("--from", dest="from_record", type=Path, metavar="JSON",
+                   help="rerun a recorded run (its result.json or run.json): same config and seed")
+    g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    g.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    g.add_argument("--cache-dir", type=Path,
+                   help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
+    g.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+
+
+def run_config_from_args(args: argparse.Namespace):
+    from movelab.training.config import RunConfig, TrainConfig
+
+    if args.from_record is not None:
+        given = [f for f in MODEL_FLAGS + TRAIN_FLAGS if getattr(args, f) is not None]
+        if given:
+            raise UsageError(f"--from reruns a recorded config as it is; drop "
+                             f"{', '.join('--' + f.replace('_', '-') for f in given)}")
+        try:
+            recorded = json.loads(args.from_record.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UsageError(f"cannot read {args.from_record}: {err}") from None
+        if "config" not in recorded:
+            raise UsageError(f"{args.from_record} has no 'config'; give a result.json or run.json")
+        return RunConfig.from_dict(recorded["config"])
+    chosen = {f: getattr(args, f) for f in TRAIN_FLAGS if getattr(args, f) is not None}
+    if not {"tokens", "tokens_per_param", "flops"} & set(chosen):
+        chosen["tokens"] = DEFAULT_TOKENS
+    return RunConfig(config_from_args(args), TrainConfig(**chosen))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from movelab.training.loop import train
+
+    run = run_config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or Path("runs") / run.hash()
+    result = train(run, out, resume=args.resume, force=args.force,
+                   progress=False if args.no_progress else None, cache_dir=args.cache_dir)
+    print(f"{result['label']}: val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f}) "
+          f"after {result['tokens_seen']:,} tokens, {result['train_flops']:.3g} FLOPs, "
+          f"{result['wall_seconds']:.0f} s; record in {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movelab",
@@ -151,7 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
                             "path x density side by side")
     flops.add_argument("--json", action="store_true", help="print JSON instead of a table")
     flops.set_defaults(func=cmd_flops)
+
+    train = sub.add_parser(
+        "train", help="train one model on text and write its result record",
+        description="Train one model (any preset, value path and density) on a text corpus; "
+                    "validation bits per byte along the way; a result.json and curve.csv in "
+                    "--out; checkpoints so that --resume continues a stopped run.",
+        epilog="examples:\n  movelab train --preset cpu-d2 --value-path move --density 4 "
+               "--tokens 2000000\n  movelab train --from results/<sweep>/runs/<id>/result.json "
+               "--out /tmp/rerun",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(train)
+    add_train_args(train)
+    train.set_defaults(func=cmd_train)
     return parser
+
+
+def _run_errors() -> tuple[type[Exception], ...]:
+    """Errors of the data and training layers that are the user's to fix (imported lazily so
+    `movelab flops` does not load torch)."""
+    if "movelab.training.loop" not in sys.modules and "movelab.data" not in sys.modules:
+        return ()
+    from movelab.data import DataError
+    from movelab.training.loop import Interrupted, RunError
+
+    return DataError, RunError, Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, UsageError) as err:
+    except (ConfigError, UsageError, *_run_errors()) as err:
         print(f"movelab {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,188 @@
+"""The training loop: one run from a RunConfig to a result record, resumable at any checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from movelab.accounting import analytic_costs
+from movelab.config import ConfigError
+from movelab.data import TokenData, prepare_text_data
+from movelab.model import GPT
+from movelab.training import record
+from movelab.training.config import RunConfig
+from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
+
+CHECKPOINT_SECONDS = 120.0  # besides every validation pass
+EVAL_BATCH = 16
+
+
+class RunError(Exception):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C); its last completed step is checkpointed."""
+
+
+def evaluate(model: GPT, data: TokenData, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(bits per byte, nats per token) over fixed validation windows: summed nats over the
+    target tokens divided by ln 2 times the UTF-8 bytes those tokens decode to (SPEC)."""
+    model.eval()
+    nats = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), EVAL_BATCH):
+            nats += model(x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH], reduction="sum").item()
+    model.train()
+    return nats / (math.log(2) * data.bytes_of(y)), nats / y.numel()
+
+
+def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool) -> bool:
+    """Check what `out_dir` holds; return True when there is a checkpoint to resume."""
+    result, checkpoint = out_dir / record.RESULT, out_dir / record.CHECKPOINT
+    if force:
+        for path in (result, checkpoint, out_dir / record.CURVE):
+            path.unlink(missing_ok=True)
+        return False
+    if result.exists():
+        raise RunError(f"{out_dir} already holds a finished run ({record.RESULT}); pass --force "
+                       "to overwrite it or choose another --out")
+    if checkpoint.exists():
+        if not resume:
+            raise RunError(f"{out_dir} holds an unfinished run; pass --resume to continue it or "
+                           "--force to start over")
+        return True
+    return False
+
+
+def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
+          progress: bool | None = None, cache_dir: Path | None = None) -> dict:
+    """Train `run` and write its record into `out_dir`; returns the result dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    has_checkpoint = prepare_out_dir(out_dir, run, resume=resume, force=force)
+    bar_on_tty = sys.stderr.isatty() if progress is None else progress
+    cfg, tcfg = run.model, run.train
+
+    data = prepare_text_data(tcfg.corpus, cfg.vocab_size, cache_dir, progress=bar_on_tty)
+    if data.vocab_size != cfg.vocab_size:
+        raise ConfigError(f"the tokenizer of {tcfg.corpus} has {data.vocab_size} tokens but the "
+                          f"model expects {cfg.vocab_size}; pass --vocab-size {data.vocab_size}")
+    val_x, val_y = data.val_windows(cfg.seq_len)  # fails early if the split is too short
+
+    torch.manual_seed(tcfg.seed)
+    model = GPT(cfg)
+    optimizers = build_optimizers(model, tcfg)
+    rng = np.random.default_rng(tcfg.seed)
+    costs = analytic_costs(cfg)
+    total_steps = tcfg.total_steps(cfg)
+    tokens_per_step = tcfg.batch_size * cfg.seq_len
+    eval_steps = {round(total_steps * (i + 1) / tcfg.evals) for i in range(tcfg.evals)}
+    state = {"step": 0, "curve": [], "wall_seconds": 0.0, "started_at": record.now(),
+             "train_losses": []}
+
+    if has_checkpoint:
+        saved = record.load_checkpoint(out_dir)
+        if saved["config_hash"] != run.hash():
+            raise RunError(f"{out_dir} holds a checkpoint of a different config "
+                           f"({saved['config_hash']}, this one is {run.hash()}); use the same "
+                           "flags (or --from its run.json), another --out, or --force")
+        model.load_state_dict(saved["model"])
+        for optimizer, optimizer_state in zip(optimizers, saved["optimizers"]):
+            optimizer.load_state_dict(optimizer_state)
+        rng.bit_generator.state = json.loads(saved["data_rng"])
+        state = json.loads(saved["loop_state"])
+
+    def checkpoint():
+        record.save_checkpoint(out_dir, {
+            "config_hash": run.hash(), "model": model.state_dict(),
+            "optimizers": [o.state_dict() for o in optimizers],
+            "data_rng": json.dumps(rng.bit_generator.state), "loop_state": json.dumps(state)})
+
+    record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
+                                                       "config_hash": run.hash()})
+    bar = tqdm(total=total_steps, initial=state["step"], unit="step", disable=not bar_on_tty,
+               dynamic_ncols=True, desc=cfg.label)
+    session_start, session_start_step = time.perf_counter(), state["step"]
+    last_checkpoint, wall_before = session_start, state["wall_seconds"]
+    updating = False
+    try:
+        while state["step"] < total_steps:
+            x, y = data.train_batch(rng, tcfg.batch_size, cfg.seq_len)
+            updating = True
+            set_lr(optimizers, lr_multiplier(state["step"], total_steps, tcfg))
+            loss = model(x, y)
+            if not math.isfinite(loss.item()):
+                raise RunError(
+                    f"the loss became {loss.item()} at step {state['step'] + 1}; "
+                    + (f"the last good checkpoint is {out_dir / record.CHECKPOINT} (step "
+                       f"{state['curve'][-1]['step']}); " if state["curve"] else "")
+                    + "lower --lr / --embedding-lr or raise --warmup-frac and start over (--force)")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            for optimizer in optimizers:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            updating = False
+            state["train_losses"].append(loss.item())
+            state["wall_seconds"] = wall_before + time.perf_counter() - session_start
+            bar.update()
+            if state["step"] in eval_steps:
+                val_bpb, val_loss = evaluate(model, data, val_x, val_y)
+                tokens = state["step"] * tokens_per_step
+                state["curve"].append({
+                    "step": state["step"], "tokens": tokens,
+                    "flops": tokens * costs.flops_per_token_train,
+                    "lr": optimizers[0].param_groups[0]["lr"],
+                    "train_loss": float(np.mean(state["train_losses"])),
+                    "val_loss": val_loss, "val_bpb": val_bpb})
+                state["train_losses"] = []
+                rate = (state["step"] - session_start_step) * tokens_per_step / max(
+                    1e-9, time.perf_counter() - session_start)
+                bar.set_postfix(loss=f"{state['curve'][-1]['train_loss']:.3f}",
+                                bpb=f"{val_bpb:.4f}", tok_s=f"{rate:,.0f}")
+                if not bar_on_tty:
+                    eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
+                    print(f"{cfg.label}: step {state['step']}/{total_steps} tokens {tokens:,} "
+                          f"train_loss {state['curve'][-1]['train_loss']:.4f} val_bpb "
+                          f"{val_bpb:.4f} {rate:,.0f} tok/s eta {eta:.0f}s", flush=True)
+                checkpoint()
+                last_checkpoint = time.perf_counter()
+            elif time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS:
+                checkpoint()
+                last_checkpoint = time.perf_counter()
+    except KeyboardInterrupt:
+        if not updating:  # between steps the state is consistent: keep every completed step
+            checkpoint()
+        raise Interrupted(f"stopped at step {state['step']} of {total_steps}; continue with the "
+                          f"same command plus --resume (out: {out_dir})") from None
+    finally:
+        bar.close()
+
+    final = state["curve"][-1]
+    tokens_seen = state["step"] * tokens_per_step
+    result = {
+        "run_id": run.hash(), "config_hash": run.hash(), "config": run.to_dict(), "task": "text",
+        "label": cfg.label, "value_path": cfg.value_path, "depth": cfg.depth, "width": cfg.width,
+        "slots": cfg.slots or 0, "density": cfg.density, "gate_standard": cfg.gate_standard,
+        "seed": tcfg.seed, **costs.to_dict(),
+        "tokens_seen": tokens_seen, "train_flops": tokens_seen * costs.flops_per_token_train,
+        "steps": state["step"], "epochs": tokens_seen / len(data.train_tokens),
+        "val_bpb": final["val_bpb"], "val_bpb_best": min(r["val_bpb"] for r in state["curve"]),
+        "val_loss": final["val_loss"], "train_loss": final["train_loss"],
+        "val_tokens": val_y.numel(), "data": data.describe(),
+        "wall_seconds": state["wall_seconds"],
+        "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
+        **record.environment(), "started_at": state["started_at"], "ended_at": record.now()}
+    record.write_curve(out_dir, state["curve"])
+    record.write_result(out_dir, result)
+    (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
+    return result

@@ -1,0 +1,53 @@
+"""Optimizers by parameter group, and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from movelab.model import GPT
+from movelab.training.config import TrainConfig
+
+# lookups: their rows are touched only by the tokens in a batch, so they get their own (larger)
+# learning rate and no weight decay, which would otherwise shrink every unseen row each step
+LOOKUP_GROUPS = ("token_embedding", "lave_tables", "move_bank")
+
+
+def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    groups: dict[str, list] = {"lookup": [], "matrix": [], "other": []}
+    for name, p in model.named_parameters():
+        group = model.parameter_group(name)
+        key = "lookup" if group in LOOKUP_GROUPS else "matrix" if group == "transformer_matrices" \
+            else "other"
+        groups[key].append(p)
+    adamw_groups = [dict(params=groups["lookup"], lr=cfg.embedding_lr, weight_decay=0.0),
+                    dict(params=groups["other"], lr=cfg.lr, weight_decay=0.0)]
+    optimizers = []
+    if cfg.optimizer == "muon":
+        optimizers.append(torch.optim.Muon(groups["matrix"], lr=cfg.muon_lr,
+                                           weight_decay=cfg.weight_decay,
+                                           adjust_lr_fn="original"))
+    else:
+        adamw_groups.append(dict(params=groups["matrix"], lr=cfg.lr, weight_decay=cfg.weight_decay))
+    optimizers.insert(0, torch.optim.AdamW([g for g in adamw_groups if g["params"]],
+                                           betas=(0.9, 0.95), eps=1e-10))
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["peak_lr"] = group["lr"]
+    return optimizers
+
+
+def lr_multiplier(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay from 1 to final_lr_frac at the last step."""
+    warmup = round(cfg.warmup_frac * total)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return cfg.final_lr_frac + (1 - cfg.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizers: list[torch.optim.Optimizer], multiplier: float) -> None:
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = group["peak_lr"] * multiplier
