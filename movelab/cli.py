@@ -26,7 +26,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model (a preset, or the depth dial, plus overrides)")
     g.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
                    help=f"a ladder rung: {', '.join(PRESETS)}. Without it the CPU ladder's rule "
-                        "derives everything from --depth (width 32 x depth, heads of 32)")
+                        "derives everything from --depth (width 16 x depth, heads of 32)")
     g.add_argument("--depth", type=int, help="layers L (default: the preset's, or 4)")
     g.add_argument("--width", type=int, help="model width d (default: the ladder's aspect x depth)")
     g.add_argument("--heads", type=int, help="attention heads H (default: width / ladder head size)")

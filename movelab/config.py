@@ -34,11 +34,11 @@ class Ladder:
         return f"{self.name}-d{depth}"
 
 
-# CPU ladder: head size 32 and width 32 * depth, so depth is the one dial (heads = depth).
-# Depths are even so that MoVE x1 (M = L / 2) is a whole number of slots at every rung.
-# Measured on 2 cores (see docs/research-log.md): d2 trains at tens of thousands of tokens/s,
-# d10 at a few thousand.
-CPU_LADDER = Ladder("cpu", head_dim=32, aspect=32, depths=(2, 4, 6, 8, 10),
+# CPU ladder: head size 32 and width 16 * depth, so depth is the one dial (heads = depth / 2).
+# Depths are even so that MoVE x1 (M = L / 2) is a whole number of slots at every rung. Sized
+# so a whole sweep fits in a few sessions of 2 cores (docs/research-log.md, 2026-11-25): d2
+# trains at tens of thousands of tokens/s, d12 at about two thousand.
+CPU_LADDER = Ladder("cpu", head_dim=32, aspect=16, depths=(2, 4, 6, 8, 10, 12),
                     vocab_size=4096, seq_len=256)
 # GPU ladder mirroring the paper (nanochat): width 64 * depth, head size 128.
 GPU_LADDER = Ladder("gpu", head_dim=128, aspect=64, depths=(12, 20, 32),

@@ -86,18 +86,18 @@ def test_fvcore_counts_half_the_forward_matmul_flops(cfg):
 
 
 def test_spec_numbers_for_a_ladder_rung_by_hand():
-    """cpu-d4 (d 128, L 4, V 4096, T 256), MoVE x4 -> M = 8, written out from SPEC by hand."""
-    cfg = build_config("cpu-d4", value_path="move", density=4)
+    """cpu-d8 (d 128, L 8, H 4, V 4096, T 256), MoVE x2 -> M = 8, written out from SPEC by hand."""
+    cfg = build_config("cpu-d8", value_path="move", density=2)
     c = analytic_costs(cfg)
-    matrices = 4 * 12 * 128 * 128
-    routers = 4 * 128 * 4 * (8 + 1)
+    matrices = 8 * 12 * 128 * 128
+    routers = 8 * 128 * 4 * (8 + 1)
     head = 128 * 4096
     assert c.params["move_bank"] == 4096 * 8 * 128
     assert c.params_active == matrices + routers + head
-    assert c.flops_per_token_train == 6 * (matrices + routers + head) + 12 * 4 * 128 * 256
+    assert c.flops_per_token_train == 6 * (matrices + routers + head) + 12 * 8 * 128 * 256
     assert c.bytes_gathered_per_token == 8 * 128 * 4
-    lave = analytic_costs(build_config("cpu-d4", value_path="lave", density=1))
-    move1 = analytic_costs(build_config("cpu-d4", value_path="move", density=1))
+    lave = analytic_costs(build_config("cpu-d8", value_path="lave", density=1))
+    move1 = analytic_costs(build_config("cpu-d8", value_path="move", density=1))
     assert lave.params["lave_tables"] == move1.params["move_bank"]  # MoVE x1 = LaVE x1 memory
 
 

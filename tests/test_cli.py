@@ -22,8 +22,8 @@ def run_json(capsys, *argv):
 def test_flops_json_gives_spec_numbers(capsys):
     out = run_json(capsys, "--depth", "6", "--value-path", "move", "--density", "2")
     assert REQUIRED_KEYS <= set(out)
-    d, L, V, T, M = 192, 6, 4096, 256, 6
-    active = L * 12 * d * d + L * d * 6 * (M + 1) + d * V
+    d, L, H, V, T, M = 96, 6, 3, 4096, 256, 6
+    active = L * 12 * d * d + L * d * H * (M + 1) + d * V
     assert out["params_active"] == active
     assert out["flops_per_token_train"] == 6 * active + 12 * L * d * T
     assert out["flops_per_token_forward"] * 3 == out["flops_per_token_train"]
@@ -36,7 +36,7 @@ def test_explicit_overrides_and_presets(capsys):
     out = run_json(capsys, "--preset", "gpu-d20", "--value-path", "lave", "--density", "2")
     assert out["config"] | {} == build_config("gpu-d20", value_path="lave", density=2).to_dict()
     assert out["config"]["width"] == 1280 and out["config"]["n_heads"] == 10
-    out = run_json(capsys, "--preset", "cpu-d4", "--width", "96", "--heads", "3",
+    out = run_json(capsys, "--preset", "cpu-d8", "--depth", "4", "--width", "96", "--heads", "3",
                    "--vocab-size", "1000", "--seq-len", "64", "--value-path", "move", "--slots", "5")
     cfg = build_config(depth=4, width=96, heads=3, vocab_size=1000, seq_len=64,
                        value_path="move", slots=5)
@@ -47,8 +47,8 @@ def test_explicit_overrides_and_presets(capsys):
 def test_ladder_mode_lists_every_preset_path_and_density(capsys):
     records = run_json(capsys, "--ladder", "cpu")
     presets = {r["preset"] for r in records}
-    assert presets == {"cpu-d2", "cpu-d4", "cpu-d6", "cpu-d8", "cpu-d10"}
-    assert len(records) == 5 * 9
+    assert presets == {"cpu-d2", "cpu-d4", "cpu-d6", "cpu-d8", "cpu-d10", "cpu-d12"}
+    assert len(records) == 6 * 9
     main(["flops", "--ladder", "gpu"])
     table = capsys.readouterr().out
     assert "gpu-d32" in table and "move x32" in table and "lave x2" in table
@@ -57,7 +57,8 @@ def test_ladder_mode_lists_every_preset_path_and_density(capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--width", "100", "--heads", "3"], "must divide width"),
     (["--value-path", "move", "--slots", "-2"], "--slots must be a positive"),
-    (["--value-path", "move", "--depth", "3"], "not a whole number"),
+    (["--value-path", "move", "--depth", "3", "--width", "96"], "not a whole number"),
+    (["--depth", "3"], "not a multiple of the cpu ladder's head size"),
     (["--value-path", "move", "--depth", "4", "--density", "0.75"], "not a whole number"),
     (["--value-path", "lave", "--density", "3"], "LaVE density must be 1"),
     (["--value-path", "standard", "--slots", "4"], "not standard"),
