@@ -213,6 +213,22 @@ def cmd_train(args: argparse.Namespace) -> None:
           f"{result['wall_seconds']:.0f} s; record in {out}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from movelab import sweep as sweeps
+
+    sweep = sweeps.load_sweep(args.name, args.results_dir)
+    if args.action == "status":
+        print(sweeps.format_status(sweep))
+    elif args.action == "collect":
+        print(f"wrote {sweeps.consolidate(sweep)}")
+    else:
+        failures = sweeps.run_sweep(sweep, jobs=args.jobs, threads_per_job=args.threads_per_job,
+                                    only_group=args.group)
+        if failures:
+            raise UsageError(f"{failures} run(s) failed; their train.log says why; rerun the "
+                             "same command to retry them")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movelab",
@@ -248,6 +264,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(train)
     add_train_args(train)
     train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser(
+        "sweep", help="run, inspect or collect a sweep defined in results/<name>/sweep.toml",
+        description="A sweep is results/<name>/sweep.toml (see movelab/sweep.py for the format). "
+                    "`run` trains every run that is not done (found by config hash), resuming "
+                    "stopped ones; `status` lists done / running / stopped / missing; `collect` "
+                    "rewrites results/<name>/runs.csv from the finished runs.",
+        epilog="example:\n  movelab sweep run cpu-text --jobs 2 --threads-per-job 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("action", choices=("run", "status", "collect"))
+    sweep.add_argument("name", help="the sweep: a folder of --results-dir holding sweep.toml")
+    sweep.add_argument("--results-dir", type=Path, default=Path("results"),
+                       help="where sweeps live (default ./results)")
+    sweep.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    sweep.add_argument("--threads-per-job", type=int, default=1,
+                       help="torch threads per run (default 1: on 2 cores two 1-thread runs "
+                            "beat one 2-thread run, see docs/research-log.md)")
+    sweep.add_argument("--group", help="only the runs of this group of the sweep")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -270,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError, *_run_errors()) as err:
         print(f"movelab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `movelab sweep status NAME | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"movelab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,6 @@ resume equals an uninterrupted run, and bad runs stop with clear messages."""
 
 import json
 import math
-import random
 
 import pytest
 
@@ -13,29 +12,6 @@ from movelab.data import DataError, TokenData
 from movelab.training import loop
 from movelab.training.config import RunConfig, TrainConfig
 from movelab.training.loop import Interrupted, RunError, train
-
-WORDS = ("the cat dog sat ran on a mat hill red blue big small and then saw it was "
-         "bird tree house river stone quick slow").split()
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Markov-chain 'English': learnable structure, 120 documents, deterministic."""
-    rng = random.Random(0)
-    follow = {w: rng.sample(WORDS, 3) for w in WORDS}
-    folder = tmp_path_factory.mktemp("corpus")
-    for d in range(120):
-        word, words = rng.choice(WORDS), []
-        for _ in range(120):
-            words.append(word)
-            word = rng.choice(follow[word])
-        (folder / f"doc{d:03d}.txt").write_text(" ".join(words).capitalize() + ".\n")
-    return f"text:{folder}"
-
-
-@pytest.fixture
-def cache(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "cache"
 
 
 def tiny_run(corpus, value_path="standard", seed=0, **train_kw):

@@ -33,15 +33,20 @@ class Interrupted(Exception):
 
 
 def evaluate(model: GPT, data: TokenData, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(bits per byte, nats per token) over fixed validation windows: summed nats over the
-    target tokens divided by ln 2 times the UTF-8 bytes those tokens decode to (SPEC)."""
+    """(bits per byte, nats per token) over fixed validation windows. Bits per byte: summed
+    nats over the target tokens divided by ln 2 times the UTF-8 bytes they decode to (SPEC);
+    document separators decode to no bytes, so they are left out of both sums (as nanochat
+    does). Nats per token averages over every target."""
     model.eval()
-    nats = 0.0
+    text_nats = all_nats = 0.0
     with torch.no_grad():
         for i in range(0, len(x), EVAL_BATCH):
-            nats += model(x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH], reduction="sum").item()
+            targets = y[i:i + EVAL_BATCH]
+            nats = model(x[i:i + EVAL_BATCH], targets, reduction="none").view(targets.shape)
+            all_nats += nats.sum().item()
+            text_nats += nats[data.target_bytes(targets) > 0].sum().item()
     model.train()
-    return nats / (math.log(2) * data.bytes_of(y)), nats / y.numel()
+    return text_nats / (math.log(2) * data.bytes_of(y)), all_nats / y.numel()
 
 
 def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool) -> bool:

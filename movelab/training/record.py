@@ -46,7 +46,7 @@ def environment() -> dict:
 
 
 def write_result(out_dir: Path, result: dict) -> None:
-    write_json_atomically(out_dir / RESULT, result)
+    write_json_atomically(out_dir / RESULT, result, indent=1)
 
 
 def write_curve(out_dir: Path, rows: list[dict]) -> None:

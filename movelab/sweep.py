@@ -1,0 +1,253 @@
+"""Sweeps as data: results/<sweep>/sweep.toml expands into runs; `movelab sweep run` trains
+what is missing (found by config hash), resumes what was stopped, and consolidates every
+result into results/<sweep>/runs.csv.
+
+sweep.toml:
+    description = "..."
+    [train]                  # TrainConfig fields shared by every run (corpus, batch_size, ...)
+    [budget]                 # one rule for the whole sweep:
+    tokens_per_param = 1.0   #   tokens = this x active params of the *standard* model at that
+                             #   depth, so every value path at a depth sees the same tokens
+    [[group]]                # any number of groups; a run listed twice is trained once
+    name = "grid"
+    depths = [2, 4]
+    seeds = [0]
+    variants = ["standard", "lave x1", "move x4", "move M=3", "move x1 g0=1", "lave x1 +g0",
+                {label = "dense, width 64", value_path = "standard", width = 64, heads = 2}]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from movelab.accounting import PARAM_GROUPS, analytic_costs
+from movelab.config import ConfigError, build_config
+from movelab.training.config import RunConfig, TrainConfig
+
+RUNS_CSV_COLUMNS = (
+    "run_id", "task", "groups", "variant", "label", "value_path", "depth", "width", "n_heads",
+    "vocab_size", "seq_len", "slots", "density", "gate_standard", "seed",
+    "params_total", "params_active", *(f"params_{g}" for g in PARAM_GROUPS),
+    "params_memory", "flops_per_token_train", "flops_per_token_forward",
+    "flops_per_token_train_matmul", "flops_per_token_train_attention",
+    "flops_per_token_value_mix_forward", "bytes_gathered_per_token",
+    "tokens_seen", "train_flops", "train_flops_matmul", "epochs", "steps",
+    "val_bpb", "val_bpb_best", "val_loss", "train_loss",
+    "wall_seconds", "tokens_per_second", "threads", "git_commit", "git_dirty", "torch_version",
+    "corpus", "corpus_hash", "started_at", "ended_at")
+VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
+                     r"(?P<g0plus> \+g0)?(?P<g0one> g0=1)?$")
+
+
+@dataclass
+class PlannedRun:
+    run: RunConfig
+    variant: str
+    groups: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.hash()
+
+    @property
+    def cost(self) -> float:
+        return self.run.train.tokens * analytic_costs(self.run.model).flops_per_token_train
+
+
+@dataclass
+class Sweep:
+    name: str
+    directory: Path
+    description: str
+    runs: list[PlannedRun]
+
+    def run_dir(self, planned: PlannedRun) -> Path:
+        return self.directory / "runs" / planned.run_id
+
+    def status(self, planned: PlannedRun) -> str:
+        directory = self.run_dir(planned)
+        if (directory / "result.json").exists():
+            return "done"
+        if _lock_holder_alive(directory / ".lock"):
+            return "running"
+        if (directory / "checkpoint.pt").exists():
+            return "stopped"
+        return "missing"
+
+
+def parse_variant(variant) -> tuple[str, dict]:
+    """'move x4', 'move M=8', 'lave x1 +g0', 'move x4 g0=1', or a table of model fields."""
+    if isinstance(variant, dict):
+        fields = dict(variant)
+        label = fields.pop("label", None) or json.dumps(fields, sort_keys=True)
+        return label, fields
+    match = VARIANT.match(variant.strip())
+    if not match:
+        raise ConfigError(f"cannot read variant {variant!r}; write e.g. 'standard', 'lave x2', "
+                          "'move x4', 'move M=8', 'lave x1 +g0', 'move x4 g0=1'")
+    fields = {"value_path": match.group(1)}
+    if match["density"]:
+        fields["density"] = float(match["density"])
+        fields["density"] = int(fields["density"]) if fields["density"].is_integer() \
+            else fields["density"]
+    if match["slots"]:
+        fields["slots"] = int(match["slots"])
+    if match["g0plus"] or match["g0one"]:
+        fields["gate_standard"] = bool(match["g0plus"])
+    return variant.strip(), fields
+
+
+def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
+    directory = Path(results_dir) / name
+    spec_path = directory / "sweep.toml"
+    if not spec_path.exists():
+        known = sorted(p.parent.name for p in Path(results_dir).glob("*/sweep.toml"))
+        raise ConfigError(f"no sweep {name!r}: {spec_path} does not exist; known sweeps in "
+                          f"{results_dir}: {', '.join(known) or 'none'}")
+    try:
+        spec = tomllib.loads(spec_path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{spec_path} is not valid TOML: {err}") from None
+    train_defaults = spec.get("train", {})
+    ratio = spec.get("budget", {}).get("tokens_per_param")
+    if ratio is None:
+        raise ConfigError(f"{spec_path} needs [budget] tokens_per_param = R")
+    planned: dict[str, PlannedRun] = {}
+    for group in spec.get("group", []):
+        for depth in group["depths"]:
+            base = {k: v for k, v in group.get("model", {}).items()}
+            standard = build_config(depth=depth, **base)
+            batch_tokens = train_defaults.get("batch_size", TrainConfig.batch_size) * standard.seq_len
+            tokens = round(ratio * analytic_costs(standard).params_active / batch_tokens) * batch_tokens
+            for variant in group["variants"]:
+                label, fields = parse_variant(variant)
+                model = build_config(**{"depth": depth, **base, **_model_args(fields)})
+                for seed in group.get("seeds", [0]):
+                    run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
+                        tokens, batch_tokens), "seed": seed}))
+                    entry = planned.setdefault(run.hash(), PlannedRun(run, label))
+                    if group["name"] not in entry.groups:
+                        entry.groups.append(group["name"])
+    return Sweep(name, directory, spec.get("description", ""), list(planned.values()))
+
+
+def _model_args(fields: dict) -> dict:
+    renamed = {"n_heads": "heads"}
+    return {renamed.get(k, k): v for k, v in fields.items()}
+
+
+def _lock_holder_alive(lock: Path) -> bool:
+    try:
+        host, pid = lock.read_text().split()
+        if host != socket.gethostname():
+            return True  # another machine's run: assume alive
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def run_sweep(sweep: Sweep, *, jobs: int = 2, threads_per_job: int = 1,
+              only_group: str | None = None, log=print) -> int:
+    """Train every run not done yet, `jobs` at a time, each in its own process (a killed sweep
+    loses at most the steps since each run's last checkpoint). Returns the number of failures."""
+    todo = [p for p in sweep.runs if (only_group is None or only_group in p.groups)
+            and sweep.status(p) in ("missing", "stopped")]
+    todo.sort(key=lambda p: p.cost)  # cheap runs first: early rows span every depth
+    log(f"{sweep.name}: {len(todo)} runs to train ({sum(sweep.status(p) == 'done' for p in sweep.runs)}"
+        f" done), {jobs} at a time with {threads_per_job} thread(s) each")
+    running: list[tuple[PlannedRun, subprocess.Popen, float]] = []
+    failures = 0
+    while todo or running:
+        while todo and len(running) < jobs:
+            planned = todo.pop(0)
+            running.append((planned, _launch(sweep, planned, threads_per_job), time.time()))
+            log(f"  start  {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
+                f"seed {planned.run.train.seed}")
+        time.sleep(1.0)
+        for item in list(running):
+            planned, proc, started = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            (sweep.run_dir(planned) / ".lock").unlink(missing_ok=True)
+            if proc.returncode == 0:
+                result = json.loads((sweep.run_dir(planned) / "result.json").read_text())
+                log(f"  done   {planned.run_id}  d{planned.run.model.depth} {planned.variant}: "
+                    f"val_bpb {result['val_bpb']:.4f} in {time.time() - started:.0f}s")
+                consolidate(sweep)
+            else:
+                failures += 1
+                log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
+                    f"(exit {proc.returncode}); see {sweep.run_dir(planned) / 'train.log'}")
+    consolidate(sweep)
+    return failures
+
+
+def _launch(sweep: Sweep, planned: PlannedRun, threads: int) -> subprocess.Popen:
+    directory = sweep.run_dir(planned)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "run.json").write_text(json.dumps({"config": planned.run.to_dict(),
+                                                    "config_hash": planned.run_id}, indent=1))
+    log = open(directory / "train.log", "a")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "movelab", "train", "--from", str(directory / "run.json"),
+         "--out", str(directory), "--resume", "--threads", str(threads), "--no-progress"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    (directory / ".lock").write_text(f"{socket.gethostname()} {proc.pid}")
+    return proc
+
+
+def consolidate(sweep: Sweep) -> Path:
+    """results/<sweep>/runs.csv: one row per finished run of the sweep, sorted."""
+    rows = []
+    for planned in sweep.runs:
+        path = sweep.run_dir(planned) / "result.json"
+        if path.exists():
+            rows.append(csv_row(json.loads(path.read_text()), planned))
+    rows.sort(key=lambda r: (r["depth"], r["value_path"], float(r["density"] or 0),
+                             r["slots"], r["variant"], r["seed"]))
+    out = sweep.directory / "runs.csv"
+    with open(out, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=RUNS_CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def csv_row(result: dict, planned: PlannedRun) -> dict:
+    model = result["config"]["model"]
+    row = {k: result.get(k) for k in RUNS_CSV_COLUMNS if k in result}
+    row.update(
+        groups=";".join(planned.groups), variant=planned.variant,
+        n_heads=model["n_heads"], vocab_size=model["vocab_size"], seq_len=model["seq_len"],
+        density=model["density"] if model["density"] is not None else "",
+        **{f"params_{g}": result["params"][g] for g in PARAM_GROUPS},
+        params_memory=result["params"]["lave_tables"] + result["params"]["move_bank"],
+        train_flops_matmul=result["tokens_seen"] * result["flops_per_token_train_matmul"],
+        corpus=result["data"]["corpus"], corpus_hash=result["data"]["content_hash"])
+    return row
+
+
+def format_status(sweep: Sweep) -> str:
+    counts: dict[str, int] = {}
+    lines = [f"{sweep.name}: {sweep.description}".rstrip(": "), ""]
+    for planned in sorted(sweep.runs, key=lambda p: p.cost):
+        status = sweep.status(planned)
+        counts[status] = counts.get(status, 0) + 1
+        m, t = planned.run.model, planned.run.train
+        lines.append(f"  {status:<8}{planned.run_id}  d{m.depth:<3}{planned.variant:<28}seed {t.seed}"
+                     f"  {t.tokens / 1e6:6.2f}M tok  {planned.cost:9.3g} FLOPs  [{','.join(planned.groups)}]")
+    lines.insert(1, "  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Sweeps: expansion of the sweep file, and a real (tiny) sweep that trains what is missing."""
+
+import csv
+
+import pytest
+
+from movelab.accounting import analytic_costs
+from movelab.config import ConfigError, build_config
+from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, parse_variant, run_sweep
+
+TINY_MODEL = 'model = {width = 32, heads = 1, vocab_size = 320, seq_len = 32}'
+
+
+def write_sweep(root, corpus, body):
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / "sweep.toml").write_text(f"""
+description = "test"
+[train]
+corpus = "{corpus}"
+batch_size = 4
+evals = 2
+[budget]
+tokens_per_param = 0.2
+{body}
+""")
+    return load_sweep("tiny", root)
+
+
+def test_variants_read_as_configs():
+    assert parse_variant("move x4")[1] == {"value_path": "move", "density": 4}
+    assert parse_variant("move M=3 g0=1")[1] == {"value_path": "move", "slots": 3,
+                                                 "gate_standard": False}
+    assert parse_variant("lave x1 +g0")[1] == {"value_path": "lave", "density": 1,
+                                               "gate_standard": True}
+    with pytest.raises(ConfigError, match="cannot read variant"):
+        parse_variant("move times four")
+
+
+def test_expansion_shares_a_token_budget_per_depth_and_dedupes(tmp_path):
+    sweep = write_sweep(tmp_path, "wiki", f"""
+[[group]]
+name = "grid"
+depths = [2, 4]
+variants = ["standard", "move x2", "lave x1"]
+{TINY_MODEL}
+[[group]]
+name = "seeds"
+depths = [2]
+seeds = [0, 1]
+variants = ["standard"]
+{TINY_MODEL}
+""")
+    assert len(sweep.runs) == 2 * 3 + 1
+    for depth in (2, 4):
+        runs = [p for p in sweep.runs if p.run.model.depth == depth]
+        assert len({p.run.train.tokens for p in runs}) == 1
+        standard = build_config(depth=depth, width=32, heads=1, vocab_size=320, seq_len=32)
+        expected = 0.2 * analytic_costs(standard).params_active
+        assert abs(runs[0].run.train.tokens - expected) <= 4 * 32 / 2
+    shared = [p for p in sweep.runs if p.groups == ["grid", "seeds"]]
+    assert len(shared) == 1 and shared[0].run.train.seed == 0
+
+
+def test_a_tiny_sweep_trains_what_is_missing_and_consolidates(tmp_path, corpus, cache, monkeypatch):
+    monkeypatch.setenv("MOVELAB_CACHE", str(cache))
+    sweep = write_sweep(tmp_path, corpus, f"""
+[[group]]
+name = "grid"
+depths = [2]
+variants = ["standard", "move x2"]
+{TINY_MODEL}
+""")
+    assert {sweep.status(p) for p in sweep.runs} == {"missing"}
+    messages = []
+    assert run_sweep(sweep, jobs=2, log=messages.append) == 0
+    assert {sweep.status(p) for p in sweep.runs} == {"done"}
+    with open(tmp_path / "tiny" / "runs.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2 and tuple(rows[0]) == RUNS_CSV_COLUMNS
+    assert {r["value_path"] for r in rows} == {"standard", "move"}
+    assert all(float(r["val_bpb"]) > 0 and r["git_commit"] for r in rows)
+    messages.clear()
+    run_sweep(sweep, jobs=2, log=messages.append)  # nothing left to do
+    assert messages[0].startswith("tiny: 0 runs to train (2 done)")
