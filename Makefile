@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/movelab flops --ladder cpu
+	$(BIN)/movelab demo --out scratch
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -7,8 +7,9 @@ Conventions (SPEC):
                       embedding, LaVE tables and MoVE bank are lookups and cost zero FLOPs.
   train FLOPs/token   6 x active + 12 x L x d_kv x T (attention over a context of T, the
                       PaLM/nanochat convention, counted as if not causal); forward is a third.
-  value-mix FLOPs     the elementwise gated mix (one multiply-add per gated term per value
-                      element) is NOT in the 6N convention; it is reported on its own.
+  value-mix FLOPs     MoVE's contraction of M gated slots into each value, 2 M d_kv per layer
+                      forward, is NOT in the 6N convention; it is reported on its own. (Other
+                      elementwise work, norms, rotary and LaVE's gating, is counted nowhere.)
   bytes gathered      value-embedding rows read per token: M x d_kv once per forward for MoVE,
                       d_kv per LaVE layer; the input embedding row is reported separately.
 """
@@ -82,20 +83,20 @@ def analytic_costs(cfg: ModelConfig) -> Costs:
     if cfg.value_path == "lave":
         params["gates_routers"] = n_lave * d * H * (1 + gate_standard)
         params["lave_tables"] = n_lave * V * d_kv
-        mix_terms = n_lave * (1 + gate_standard)
+        mix_flops = 0
         gathered = n_lave * d_kv
     elif cfg.value_path == "move":
         params["gates_routers"] = L * d * H * (cfg.slots + gate_standard)
         params["move_bank"] = V * cfg.slots * d_kv
-        mix_terms = L * (cfg.slots + gate_standard)
+        mix_flops = L * 2 * cfg.slots * d_kv
         gathered = cfg.slots * d_kv
     else:
-        mix_terms = gathered = 0
+        mix_flops = gathered = 0
     return Costs.build(
         params=params,
         matmul_params=sum(params.get(group, 0) for group in ACTIVE_GROUPS),
         attention_flops_forward=attention_flops_per_token_forward(cfg),
-        value_mix_flops_forward=2 * mix_terms * d_kv,
+        value_mix_flops_forward=mix_flops,
         elements_gathered=gathered,
         embedding_elements_gathered=d,
     )

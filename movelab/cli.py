@@ -154,7 +154,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help=f"sequences per step, global (default {d.batch_size})")
     g.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="adamw (default) or muon for the transformer matrices")
-    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default {d.lr:g})")
+    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate of matrices, gates, head "
+                                            f"and norms at width 64, scaled by 64/width "
+                                            f"(default {d.lr:g})")
     g.add_argument("--embedding-lr", type=float,
                    help=f"embedding, LaVE tables and MoVE bank (default {d.embedding_lr:g})")
     g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
@@ -229,6 +231,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                              "same command to retry them")
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from movelab.demo import format_table, run_demo
+
+    try:
+        runs_csv = run_demo(args.out, jobs=args.jobs)
+    except RuntimeError as err:
+        raise UsageError(str(err)) from None
+    print(f"\n{format_table(runs_csv)}\n\nrows: {runs_csv}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movelab",
@@ -283,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "beat one 2-thread run, see docs/research-log.md)")
     sweep.add_argument("--group", help="only the runs of this group of the sweep")
     sweep.set_defaults(func=cmd_sweep)
+
+    demo = sub.add_parser(
+        "demo", help="the main job: a reduced real sweep on the CPU, side by side (~10 min)",
+        description="Prepare the default corpus, train standard, LaVE x1, MoVE x1 and MoVE x4 at "
+                    "three depths into a scratch folder, and print parameters, FLOPs per token "
+                    "and validation bits per byte side by side. Rerunning reuses finished runs.")
+    demo.add_argument("--out", type=Path, default=Path("scratch"),
+                      help="scratch folder (default ./scratch; committed results are untouched)")
+    demo.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -166,6 +166,10 @@ def run_sweep(sweep: Sweep, *, jobs: int = 2, threads_per_job: int = 1,
     todo.sort(key=lambda p: p.cost)  # cheap runs first: early rows span every depth
     log(f"{sweep.name}: {len(todo)} runs to train ({sum(sweep.status(p) == 'done' for p in sweep.runs)}"
         f" done), {jobs} at a time with {threads_per_job} thread(s) each")
+    from movelab.data import prepare_text_data  # once here, not in every job at the same time
+
+    for corpus, vocab in sorted({(p.run.train.corpus, p.run.model.vocab_size) for p in todo}):
+        prepare_text_data(corpus, vocab, progress=sys.stderr.isatty())
     running: list[tuple[PlannedRun, subprocess.Popen, float]] = []
     failures = 0
     while todo or running:

@@ -47,17 +47,19 @@ def test_flop_counter_mode_matches_analytic_matmul_flops(cfg):
     """FlopCounterMode counts 2mnk per matmul, forward and backward. With the math attention
     kernel it sees QK^T and AV as plain bmm's over the full T x T square, which is exactly
     SPEC's 12 L d_kv T; CPU's fused flash kernel has no FLOP formula registered, so there it
-    sees the matmuls only. Lookups and the elementwise value mix count zero in both."""
+    sees the matmuls only. Lookups count zero in both; MoVE's slot contraction is a batched
+    matmul, so both see it, and it is the reported value-mix term (forward and 2x backward)."""
     model = GPT(cfg)
     batch, costs = 3, analytic_costs(cfg)
     tokens = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len))
     n = batch * cfg.seq_len
     with FlopCounterMode(display=False) as fused:
         model(tokens, tokens).backward()
-    assert fused.get_total_flops() == n * costs.flops_per_token_train_matmul
+    mix = 3 * costs.flops_per_token_value_mix_forward
+    assert fused.get_total_flops() == n * (costs.flops_per_token_train_matmul + mix)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as math:
         model(tokens, tokens).backward()
-    assert math.get_total_flops() == n * costs.flops_per_token_train
+    assert math.get_total_flops() == n * (costs.flops_per_token_train + mix)
     assert costs.flops_per_token_train == 3 * costs.flops_per_token_forward
     assert costs.flops_per_token_train_attention == 12 * cfg.depth * cfg.d_kv * cfg.seq_len
 
@@ -77,9 +79,11 @@ def test_fvcore_counts_half_the_forward_matmul_flops(cfg):
         total = analysis.total()
         unsupported = analysis.unsupported_ops()
     costs = analytic_costs(cfg)
-    assert 2 * total == 2 * cfg.seq_len * costs.params_active * 2  # forward = 2 x active / token
+    forward_matmul = 2 * costs.params_active + costs.flops_per_token_value_mix_forward
+    assert 2 * total == 2 * cfg.seq_len * forward_matmul
     assert 2 * total == 2 * cfg.seq_len * (costs.flops_per_token_forward
-                                           - costs.flops_per_token_train_attention // 3)
+                                           - costs.flops_per_token_train_attention // 3
+                                           + costs.flops_per_token_value_mix_forward)
     assert unsupported["aten::scaled_dot_product_attention"] == cfg.depth
     assert unsupported["aten::embedding"] == 1 + (cfg.value_path != "standard") * (
         len(cfg.lave_layers) if cfg.value_path == "lave" else 1)

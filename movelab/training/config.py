@@ -21,8 +21,11 @@ class TrainConfig:
     flops: float | None = None
     batch_size: int = 16           # sequences per optimizer step (the global batch)
     optimizer: str = "adamw"       # adamw everywhere, or muon for the transformer matrices
-    lr: float = 3e-3               # matrices, gates/routers, output head, norms
-    embedding_lr: float = 1e-2     # token embedding, LaVE tables, MoVE bank (no weight decay)
+    # peak AdamW learning rate of the matmul weights and norms *at width 64*; it scales as
+    # 64 / width (muP's rule for Adam on hidden weights), which the d4 and d8 tuning runs of
+    # docs/research-log.md (2026-11-25) support
+    lr: float = 2e-2
+    embedding_lr: float = 0.1      # token embedding, LaVE tables, MoVE bank; width-independent
     muon_lr: float = 0.02
     weight_decay: float = 0.1      # on matrices only
     warmup_frac: float = 0.05

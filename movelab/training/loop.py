@@ -91,7 +91,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
     tokens_per_step = tcfg.batch_size * cfg.seq_len
     eval_steps = {round(total_steps * (i + 1) / tcfg.evals) for i in range(tcfg.evals)}
     state = {"step": 0, "curve": [], "wall_seconds": 0.0, "started_at": record.now(),
-             "train_losses": []}
+             "train_losses": [], "environment": record.environment()}
 
     if has_checkpoint:
         saved = record.load_checkpoint(out_dir)
@@ -104,6 +104,10 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
             optimizer.load_state_dict(optimizer_state)
         rng.bit_generator.state = json.loads(saved["data_rng"])
         state = json.loads(saved["loop_state"])
+        resumed_under = record.environment()
+        if resumed_under["git_commit"] != state["environment"]["git_commit"]:
+            state["environment"].setdefault("resumed_under_commits", []).append(
+                resumed_under["git_commit"])
 
     def checkpoint():
         record.save_checkpoint(out_dir, {
@@ -146,7 +150,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
                 state["curve"].append({
                     "step": state["step"], "tokens": tokens,
                     "flops": tokens * costs.flops_per_token_train,
-                    "lr": optimizers[0].param_groups[0]["lr"],
+                    "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
                     "train_loss": float(np.mean(state["train_losses"])),
                     "val_loss": val_loss, "val_bpb": val_bpb})
                 state["train_losses"] = []
@@ -186,7 +190,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
         "val_tokens": val_y.numel(), "data": data.describe(),
         "wall_seconds": state["wall_seconds"],
         "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
-        **record.environment(), "started_at": state["started_at"], "ended_at": record.now()}
+        **state["environment"], "started_at": state["started_at"], "ended_at": record.now()}
     record.write_curve(out_dir, state["curve"])
     record.write_result(out_dir, result)
     (out_dir / record.CHECKPOINT).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from movelab.training.config import TrainConfig
 # lookups: their rows are touched only by the tokens in a batch, so they get their own (larger)
 # learning rate and no weight decay, which would otherwise shrink every unseen row each step
 LOOKUP_GROUPS = ("token_embedding", "lave_tables", "move_bank")
+LR_REFERENCE_WIDTH = 64
 
 
 def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -21,15 +22,16 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
         key = "lookup" if group in LOOKUP_GROUPS else "matrix" if group == "transformer_matrices" \
             else "other"
         groups[key].append(p)
+    lr = cfg.lr * LR_REFERENCE_WIDTH / model.cfg.width
     adamw_groups = [dict(params=groups["lookup"], lr=cfg.embedding_lr, weight_decay=0.0),
-                    dict(params=groups["other"], lr=cfg.lr, weight_decay=0.0)]
+                    dict(params=groups["other"], lr=lr, weight_decay=0.0)]
     optimizers = []
     if cfg.optimizer == "muon":
         optimizers.append(torch.optim.Muon(groups["matrix"], lr=cfg.muon_lr,
                                            weight_decay=cfg.weight_decay,
                                            adjust_lr_fn="original"))
     else:
-        adamw_groups.append(dict(params=groups["matrix"], lr=cfg.lr, weight_decay=cfg.weight_decay))
+        adamw_groups.append(dict(params=groups["matrix"], lr=lr, weight_decay=cfg.weight_decay))
     optimizers.insert(0, torch.optim.AdamW([g for g in adamw_groups if g["params"]],
                                            betas=(0.9, 0.95), eps=1e-10))
     for optimizer in optimizers:

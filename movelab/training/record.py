@@ -17,7 +17,8 @@ import torch
 from movelab.data.cache import write_json_atomically
 
 RESULT, CURVE, CHECKPOINT = "result.json", "curve.csv", "checkpoint.pt"
-CURVE_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "val_bpb")
+# lr_scale: the schedule's multiplier of every peak learning rate at that step
+CURVE_COLUMNS = ("step", "tokens", "flops", "lr_scale", "train_loss", "val_loss", "val_bpb")
 
 
 def now() -> str:
