@@ -133,7 +133,7 @@ def cmd_flops(args: argparse.Namespace) -> None:
 MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "value_path",
                "density", "slots", "gate_standard")
 TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
-               "embedding_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
+               "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
                "grad_clip", "evals", "seed")
 DEFAULT_TOKENS = 1_000_000
 
@@ -158,7 +158,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                                             f"and norms at width 64, scaled by 64/width "
                                             f"(default {d.lr:g})")
     g.add_argument("--embedding-lr", type=float,
-                   help=f"embedding, LaVE tables and MoVE bank (default {d.embedding_lr:g})")
+                   help=f"token embedding (default {d.embedding_lr:g})")
+    g.add_argument("--memory-lr", type=float,
+                   help=f"LaVE tables and MoVE bank (default {d.memory_lr:g})")
     g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
     g.add_argument("--weight-decay", type=float, help=f"on matrices (default {d.weight_decay:g})")
     g.add_argument("--warmup-frac", type=float, help=f"default {d.warmup_frac:g}")

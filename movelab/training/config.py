@@ -25,7 +25,8 @@ class TrainConfig:
     # 64 / width (muP's rule for Adam on hidden weights), which the d4 and d8 tuning runs of
     # docs/research-log.md (2026-11-25) support
     lr: float = 2e-2
-    embedding_lr: float = 0.1      # token embedding, LaVE tables, MoVE bank; width-independent
+    embedding_lr: float = 0.1      # token embedding; width-independent
+    memory_lr: float = 0.01        # LaVE tables and MoVE bank (tuned on d4 MoVE x4, research log)
     muon_lr: float = 0.02
     weight_decay: float = 0.1      # on matrices only
     warmup_frac: float = 0.05

@@ -9,21 +9,22 @@ import torch
 from movelab.model import GPT
 from movelab.training.config import TrainConfig
 
-# lookups: their rows are touched only by the tokens in a batch, so they get their own (larger)
-# learning rate and no weight decay, which would otherwise shrink every unseen row each step
-LOOKUP_GROUPS = ("token_embedding", "lave_tables", "move_bank")
+# Lookups (token embedding, LaVE tables, MoVE bank): their rows are touched only by the tokens in
+# a batch, so they get their own learning rates and no weight decay, which would otherwise
+# shrink every unseen row each step.
 LR_REFERENCE_WIDTH = 64
 
 
 def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    groups: dict[str, list] = {"lookup": [], "matrix": [], "other": []}
+    groups: dict[str, list] = {"embedding": [], "memory": [], "matrix": [], "other": []}
     for name, p in model.named_parameters():
         group = model.parameter_group(name)
-        key = "lookup" if group in LOOKUP_GROUPS else "matrix" if group == "transformer_matrices" \
-            else "other"
+        key = {"token_embedding": "embedding", "lave_tables": "memory", "move_bank": "memory",
+               "transformer_matrices": "matrix"}.get(group, "other")
         groups[key].append(p)
     lr = cfg.lr * LR_REFERENCE_WIDTH / model.cfg.width
-    adamw_groups = [dict(params=groups["lookup"], lr=cfg.embedding_lr, weight_decay=0.0),
+    adamw_groups = [dict(params=groups["embedding"], lr=cfg.embedding_lr, weight_decay=0.0),
+                    dict(params=groups["memory"], lr=cfg.memory_lr, weight_decay=0.0),
                     dict(params=groups["other"], lr=lr, weight_decay=0.0)]
     optimizers = []
     if cfg.optimizer == "muon":

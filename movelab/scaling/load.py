@@ -1,0 +1,109 @@
+"""results/<sweep>/runs.csv as a typed DataFrame, with the derived columns every analysis uses.
+
+Derived columns:
+  path_label   the variant with its value path spelled as in the paper: "standard", "LaVE x1",
+               "LaVE x1 +g0", "MoVE x4", "MoVE x4 g0=1"; a variant written as a table in
+               sweep.toml keeps its label ("standard w256 (params of move x4)")
+  in_grid, in_seeds, is_control
+               whether the sweep group "grid", "seeds" or "controls" lists the run
+  memory_params
+               LaVE tables + MoVE bank (lookups, zero FLOPs), = params_memory
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import movelab
+
+REPO_ROOT = Path(movelab.__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "results"
+# Columns the analysis reads; runs.csv (results/README.md) has these and more.
+REQUIRED_COLUMNS = ("groups", "variant", "value_path", "depth", "width", "slots", "density",
+                    "gate_standard", "seed", "params_total", "params_active", "params_memory",
+                    "flops_per_token_train", "train_flops", "val_bpb")
+# Read as text even when they look like numbers (a hash of digits, "1e5..." ids).
+TEXT_COLUMNS = ("run_id", "task", "groups", "variant", "label", "value_path", "git_commit",
+                "torch_version", "corpus", "corpus_hash")
+FLOAT_COLUMNS = ("density", "epochs", "val_bpb", "val_bpb_best", "val_loss", "train_loss",
+                 "wall_seconds", "tokens_per_second")
+BOOL_COLUMNS = ("gate_standard", "git_dirty")
+TIME_COLUMNS = ("started_at", "ended_at")
+PATH_NAMES = {"standard": "standard", "lave": "LaVE", "move": "MoVE"}
+_PATH_RANK = {"standard": 0, "lave": 1, "move": 2}
+
+
+def runs_csv_path(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) -> Path:
+    return Path(results_dir) / sweep / "runs.csv"
+
+
+def load_runs(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) -> pd.DataFrame:
+    """One row per finished run of `sweep`, typed, with the derived columns above."""
+    path = runs_csv_path(sweep, results_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"no runs table at {path}: run `movelab sweep run {sweep}` "
+                                "(it writes runs.csv as runs finish) or check --results-dir")
+    df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; regenerate it with "
+                         f"`movelab sweep collect {sweep}`")
+    return with_derived_columns(_typed(df))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for column in df.columns:
+        if column in TEXT_COLUMNS:
+            df[column] = df[column].fillna("").astype(str)
+        elif column in FLOAT_COLUMNS:
+            df[column] = df[column].astype(float)
+        elif column in BOOL_COLUMNS:
+            df[column] = df[column].map(_as_bool).astype(bool)
+        elif column in TIME_COLUMNS:
+            df[column] = pd.to_datetime(df[column], utc=True)
+        else:  # depth, width, ..., params_*, flops_*, tokens, steps, threads: whole numbers
+            df[column] = df[column].astype("int64")
+    return df
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"expected True or False, got {value!r}")
+    return text == "true"
+
+
+def path_label(variant: str) -> str:
+    """'move x4 g0=1' -> 'MoVE x4 g0=1', 'lave x1' -> 'LaVE x1'; other text is kept."""
+    match = re.match(r"(standard|lave|move)\b", variant)
+    return PATH_NAMES[match.group(1)] + variant[match.end():] if match else variant
+
+
+def with_derived_columns(df: pd.DataFrame) -> pd.DataFrame:
+    groups = df["groups"].str.split(";").apply(set)
+    return df.assign(
+        path_label=df["variant"].map(path_label),
+        in_grid=groups.apply(lambda g: "grid" in g),
+        in_seeds=groups.apply(lambda g: "seeds" in g),
+        is_control=groups.apply(lambda g: "controls" in g),
+        memory_params=df["params_memory"],
+    )
+
+
+def label_order(df: pd.DataFrame) -> list[str]:
+    """Path labels in reading order: standard, LaVE by density, MoVE by slots, then the rest."""
+    keys = {}
+    for row in df.itertuples():
+        default_gate = row.gate_standard == (row.value_path == "move")
+        keys.setdefault(row.path_label, (
+            _PATH_RANK.get(row.value_path, 3), not default_gate, row.path_label != row.variant
+            and row.value_path == "standard" and False, 0 if np.isnan(row.density) else row.density,
+            row.slots, row.path_label))
+    return sorted(keys, key=keys.get)
