@@ -47,8 +47,22 @@ LADDERS = {ladder.name: ladder for ladder in (CPU_LADDER, GPU_LADDER)}
 PRESETS = {ladder.preset_name(d): (ladder, d) for ladder in LADDERS.values() for d in ladder.depths}
 
 
+class DictConfig:
+    """to_dict / from_dict for the config dataclasses (what result.json records)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(DictConfig):
     depth: int = 4
     width: int = 128
     n_heads: int = 4
@@ -149,17 +163,6 @@ class ModelConfig:
         if self.value_path == "move" and not self.gate_standard:
             name += " g0=1"
         return name
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config keys {sorted(unknown)}")
-        return cls(**d)
 
     def hash(self) -> str:
         return config_hash(self.to_dict())

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 from movelab.accounting import analytic_costs
-from movelab.config import ConfigError, ModelConfig, config_hash
+from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash
 
 OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(DictConfig):
     corpus: str = "wiki"
     # The horizon: exactly one of tokens, tokens per active parameter, or a FLOP budget.
     tokens: int | None = None
@@ -62,16 +61,6 @@ class TrainConfig:
             tokens = self.flops / analytic_costs(model).flops_per_token_train
         return max(1, math.ceil(tokens / tokens_per_step))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown training config keys {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)
