@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test clean
+.PHONY: install demo test figures clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,10 @@ demo: install
 	$(BIN)/movelab demo --out scratch
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbmake tests notebooks
+
+figures: install
+	$(BIN)/python -m movelab.scaling.figures --out results/figures
 
 clean:
 	rm -rf $(VENV)

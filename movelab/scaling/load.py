@@ -34,7 +34,6 @@ FLOAT_COLUMNS = ("density", "epochs", "val_bpb", "val_bpb_best", "val_loss", "tr
 BOOL_COLUMNS = ("gate_standard", "git_dirty")
 TIME_COLUMNS = ("started_at", "ended_at")
 PATH_NAMES = {"standard": "standard", "lave": "LaVE", "move": "MoVE"}
-_PATH_RANK = {"standard": 0, "lave": 1, "move": 2}
 
 
 def runs_csv_path(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) -> Path:
@@ -97,13 +96,16 @@ def with_derived_columns(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def label_order(df: pd.DataFrame) -> list[str]:
-    """Path labels in reading order: standard, LaVE by density, MoVE by slots, then the rest."""
-    keys = {}
-    for row in df.itertuples():
-        default_gate = row.gate_standard == (row.value_path == "move")
-        keys.setdefault(row.path_label, (
-            _PATH_RANK.get(row.value_path, 3), not default_gate, row.path_label != row.variant
-            and row.value_path == "standard" and False, 0 if np.isnan(row.density) else row.density,
-            row.slots, row.path_label))
-    return sorted(keys, key=keys.get)
+def label_sort_key(label: str) -> tuple:
+    """Reading order: standard, LaVE by density, MoVE by density, then the same for labels with
+    anything after the density (ablations, controls), then any other label."""
+    match = re.fullmatch(r"(standard|LaVE|MoVE)(?: x([\d.]+))?(.*)", label)
+    if not match:
+        return (True, len(PATH_NAMES), 0.0, label)
+    rank = list(PATH_NAMES.values()).index(match[1])
+    return (bool(match[3]), rank, float(match[2] or 0), label)
+
+
+def label_order(labels) -> list[str]:
+    """The distinct labels of `labels` in reading order (label_sort_key)."""
+    return sorted(set(labels), key=label_sort_key)

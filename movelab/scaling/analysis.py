@@ -1,0 +1,447 @@
+"""Derived quantities of a sweep, each with its uncertainty: compute laws per value path, BPB
+per doubling of MoVE slots, seed noise and tests against the standard model, the dense
+exchange rate of memory, held-out selection of the joint law, and checks of the fitters
+themselves (Chinchilla reproduction, synthetic recovery).
+
+Every function takes the DataFrame of `movelab.scaling.load.load_runs` (or any rows of it) and
+returns tables or small dataclasses; nothing prints or plots. What cannot be computed from the
+rows present is skipped with a note (a `note` column, or `notes` on a dataclass), never guessed.
+
+Conventions: the metric is `val_bpb`; compute is `train_flops` (6 x active params + 12 L d_kv T
+per token, SPEC); active parameters are `params_active` (matmul weights); MoVE memory is the
+slot count M. "Main" rows are the runs of the sweep groups "grid" (one seed per cell) and, with
+all_seeds=True, "seeds"; the "controls" group is used only where named.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
+                                 fit_power_law)
+from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
+from movelab.scaling.load import REPO_ROOT, label_order, path_label
+
+LEVEL = 0.95
+MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
+REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
+# Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
+SYNTHETIC_LAWS = {"with a floor": (1.0, 24.0, 0.10), "pure power law": (0.0, 12.0, 0.06)}
+
+
+def main_rows(df: pd.DataFrame, *, all_seeds: bool = False) -> pd.DataFrame:
+    """Runs of the "grid" group, plus the "seeds" group's repeats when all_seeds."""
+    return df[df["in_grid"] | (df["in_seeds"] & all_seeds)]
+
+
+def _t_quantile(level: float, dof: float) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, dof))
+
+
+def _quantiles(values, level: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap values; no interpolation, so an infinite value (no
+    dense model reaches that loss) stays infinite instead of turning into NaN."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return np.nan, np.nan
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def interval(fit, name: str, level: float = LEVEL) -> tuple[float, float]:
+    """`fit.interval`, or NaNs for a fit made without bootstrap refits."""
+    return fit.interval(name, level) if fit.bootstrap_fits else (np.nan, np.nan)
+
+
+def prediction_band(fit: PowerLawFit, x, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile band of the bootstrap refits' predictions at x (NaN without
+    refits)."""
+    if not fit.bootstrap_fits:
+        return np.full(np.shape(x), np.nan), np.full(np.shape(x), np.nan)
+    predictions = np.array([refit.predict(x) for refit in fit.bootstrap_fits])
+    tail = 50 * (1 - level)
+    return tuple(np.percentile(predictions, [tail, 100 - tail], axis=0))
+
+
+# --- accounting -----------------------------------------------------------------------------
+
+def accounting_table(records: list[dict]) -> pd.DataFrame:
+    """`movelab.cli.ladder_records` as a table: per preset and value path, parameters (total,
+    memory = LaVE tables + MoVE bank, active = matmul weights), train FLOPs per token (6 x active
+    + 12 L d_kv T), bytes gathered per token, and total params and FLOPs relative to the standard
+    model of the same preset."""
+    rows = []
+    for record in records:
+        config = record["config"]
+        variant = config["value_path"] + (f" x{config['density']:g}" if config["density"] else "")
+        rows.append({"preset": record["preset"], "depth": config["depth"],
+                     "path_label": path_label(variant), "slots": config["slots"] or 0,
+                     "params_total": record["params_total"],
+                     "params_memory": record["params"]["lave_tables"]
+                     + record["params"]["move_bank"],
+                     "params_active": record["params_active"],
+                     "flops_per_token_train": record["flops_per_token_train"],
+                     "bytes_gathered_per_token": record["bytes_gathered_per_token"]})
+    table = pd.DataFrame(rows)
+    standard = table[table["path_label"] == "standard"].set_index("preset")
+    for column in ("params_total", "flops_per_token_train"):
+        table[f"{column}_vs_standard"] = table[column] / table["preset"].map(standard[column])
+    return table
+
+
+# --- compute laws ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComputeLaws:
+    """L(C) = E + A C^-alpha per path label, fitted to val_bpb against `compute`."""
+
+    compute: str  # the column used as C
+    fits: dict[str, PowerLawFit]  # path label -> fit, for the labels with enough points
+    table: pd.DataFrame  # one row per label: points, parameters with intervals, note
+
+
+def _law_row(fit: PowerLawFit | None, level: float) -> dict:
+    row = {}
+    for name in ("E", "A", "alpha"):
+        low, high = interval(fit, name, level) if fit else (np.nan, np.nan)
+        row |= {name: fit.params[name] if fit else np.nan, f"{name}_low": low,
+                f"{name}_high": high}
+    return row
+
+
+def _fit_law(x, loss, n_depths: int, *, bootstrap: int, seed: int):
+    """The power law, or None and why not."""
+    if n_depths < MIN_LAW_DEPTHS:
+        return None, f"{n_depths} depth(s); a fit needs {MIN_LAW_DEPTHS}"
+    return fit_power_law(x, loss, bootstrap=bootstrap, seed=seed), ""
+
+
+def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seeds: bool = False,
+                     bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> ComputeLaws:
+    """val_bpb = E + A C^-alpha for each value path of the main rows, C = `compute`, with
+    bootstrap percentile intervals (`bootstrap` refits, seeded)."""
+    rows, fits = [], {}
+    main = main_rows(df, all_seeds=all_seeds)
+    for label in label_order(main["path_label"]):
+        runs = main[main["path_label"] == label]
+        n_depths = runs["depth"].nunique()
+        fit, note = _fit_law(runs[compute], runs["val_bpb"], n_depths, bootstrap=bootstrap,
+                             seed=seed)
+        if fit:
+            fits[label] = fit
+        rows.append({"path_label": label, "n_runs": len(runs), "n_depths": n_depths,
+                     **_law_row(fit, level), "note": note})
+    columns = ["path_label", "n_runs", "n_depths", "E", "E_low", "E_high", "A", "A_low",
+               "A_high", "alpha", "alpha_low", "alpha_high", "note"]
+    return ComputeLaws(compute, fits, pd.DataFrame(rows, columns=columns))
+
+
+# --- memory: BPB per doubling of slots -----------------------------------------------------
+
+def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False,
+                        level: float = LEVEL) -> pd.DataFrame:
+    """At each depth, the least-squares slope of val_bpb on log2(slots) over the MoVE main rows,
+    reported as `gain_per_doubling` = -slope (BPB removed per doubling of M; positive: more
+    slots help) with a t interval from the regression's standard error (n - 2 dof)."""
+    rows = []
+    move = main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
+    for depth, runs in move.groupby("depth"):
+        x, y = np.log2(runs["slots"].to_numpy(float)), runs["val_bpb"].to_numpy(float)
+        row = {"depth": depth, "n_runs": len(runs), "slots": ", ".join(
+            str(s) for s in sorted(runs["slots"].unique())), "gain_per_doubling": np.nan,
+            "low": np.nan, "high": np.nan, "note": ""}
+        if np.unique(x).size < 2:
+            row["note"] = "one slot count: no slope"
+        else:
+            fit = stats.linregress(x, y)
+            row["gain_per_doubling"] = -fit.slope
+            if len(runs) > 2:
+                half = _t_quantile(level, len(runs) - 2) * fit.stderr
+                row |= {"low": -fit.slope - half, "high": -fit.slope + half}
+            else:
+                row["note"] = "two runs: no interval"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["depth", "n_runs", "slots", "gain_per_doubling", "low",
+                                       "high", "note"])
+
+
+# --- seed noise -----------------------------------------------------------------------------
+
+def seed_noise(df: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
+    """`seed_summary` of the main rows, all seeds."""
+    return seed_summary(main_rows(df, all_seeds=True), level=level)
+
+
+def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
+    """val_bpb over seeds for every (depth, path label) of `runs` with 2+ seeds: mean, standard
+    deviation, and a t interval of the mean."""
+    rows = []
+    for (depth, label), group in runs.groupby(["depth", "path_label"], sort=False):
+        bpb = group["val_bpb"].to_numpy(float)
+        if len(bpb) < 2:
+            continue
+        mean, std = bpb.mean(), bpb.std(ddof=1)
+        half = _t_quantile(level, len(bpb) - 1) * std / np.sqrt(len(bpb))
+        rows.append({"depth": depth, "path_label": label, "n_seeds": len(bpb), "mean": mean,
+                     "std": std, "low": mean - half, "high": mean + half})
+    table = pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "mean", "std", "low",
+                                        "high"])
+    rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
+    return table.sort_values(["depth", "path_label"], ignore_index=True,
+                             key=lambda c: c.map(rank) if c.name == "path_label" else c)
+
+
+def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4"), *,
+                        level: float = LEVEL) -> pd.DataFrame:
+    """At each depth with repeated seeds, each label's mean val_bpb minus the standard model's,
+    with a Welch t-test (p) and its interval for the difference; `verdict` says in words whether
+    the difference exceeds seed noise at this level."""
+    rows = []
+    main = main_rows(df, all_seeds=True)
+    for depth, runs in main.groupby("depth"):
+        if runs.groupby("path_label").size().max() < 2:
+            continue  # no repeated seeds at this depth
+        standard = runs.loc[runs["path_label"] == "standard", "val_bpb"].to_numpy(float)
+        for label in labels:
+            bpb = runs.loc[runs["path_label"] == label, "val_bpb"].to_numpy(float)
+            rows.append({"depth": depth, "path_label": label, "n_seeds": len(bpb),
+                         "n_standard": len(standard),
+                         **_welch(bpb, standard, level)})
+    return pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "n_standard",
+                                       "difference", "low", "high", "p", "verdict"])
+
+
+def _welch(a: np.ndarray, b: np.ndarray, level: float) -> dict:
+    out = {"difference": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
+    if len(a) < 2 or len(b) < 2:
+        return out | {"verdict": f"not tested: {len(a)} and {len(b)} seeds (2+ each needed)"}
+    out["difference"] = a.mean() - b.mean()
+    if a.std() == 0 and b.std() == 0:
+        return out | {"verdict": "not tested: identical results across seeds"}
+    result = stats.ttest_ind(a, b, equal_var=False)
+    bounds = result.confidence_interval(level)
+    out |= {"low": bounds.low, "high": bounds.high, "p": result.pvalue}
+    if result.pvalue >= 1 - level:
+        verdict = "within seed noise"
+    else:
+        verdict = ("lower" if out["difference"] < 0 else "higher") + \
+            " BPB than standard, beyond seed noise"
+    return out | {"verdict": verdict}
+
+
+# --- exchange rate --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExchangeRate:
+    """What dense (standard) model each memory model's BPB is worth."""
+
+    params_law: PowerLawFit | None  # standard val_bpb against params_active
+    flops_law: PowerLawFit | None  # standard val_bpb against flops_per_token_train
+    table: pd.DataFrame
+    notes: tuple[str, ...]
+
+
+def dense_equivalent(law: PowerLawFit, bpb) -> np.ndarray:
+    """The x at which the dense law predicts `bpb`: (A / (bpb - E))^(1 / alpha); infinite when
+    bpb is at or below the law's floor E (no dense model reaches it)."""
+    gap = np.asarray(bpb, dtype=float) - law.E
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return np.where(gap > 0, (law.A / np.where(gap > 0, gap, 1.0)) ** (1 / law.alpha),
+                        np.inf)
+
+
+def _equivalent_columns(law: PowerLawFit | None, bpb: np.ndarray, own: np.ndarray, name: str,
+                        level: float) -> dict:
+    """Dense-equivalent x, its bootstrap interval, and the gain x / own - 1 with its interval."""
+    if law is None:
+        return {f"dense_{name}": np.nan, f"{name}_gain": np.nan, f"{name}_gain_low": np.nan,
+                f"{name}_gain_high": np.nan}
+    refits = np.reshape([dense_equivalent(refit, bpb) for refit in law.bootstrap_fits],
+                        (len(law.bootstrap_fits), len(bpb)))
+    bounds = [_quantiles(refits[:, i], level) for i in range(len(bpb))]
+    return {f"dense_{name}": dense_equivalent(law, bpb),
+            f"{name}_gain": dense_equivalent(law, bpb) / own - 1,
+            f"{name}_gain_low": np.array([low for low, _ in bounds]) / own - 1,
+            f"{name}_gain_high": np.array([high for _, high in bounds]) / own - 1}
+
+
+def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
+                  level: float = LEVEL) -> ExchangeRate:
+    """Fit the standard models' val_bpb against active parameters N (and against train FLOPs per
+    token F) as power laws, and invert them at each LaVE/MoVE main-grid model's BPB: the dense
+    model worth that BPB has `dense_params` active parameters (`dense_flops` FLOPs per token).
+    `params_gain` = dense_params / the model's own active params - 1 (`flops_gain` likewise):
+    +0.3 means worth a dense model 30% larger; NEGATIVE means worse than a dense model of its
+    own size. Intervals are percentiles over the laws' bootstrap refits. `delta_bpb` is the
+    plain difference to the standard run at the same depth (positive: worse); `extrapolated`
+    marks equivalents outside the standard runs' range."""
+    grid = main_rows(df)
+    standard = grid[grid["path_label"] == "standard"]
+    n_depths = standard["depth"].nunique()
+    params_law, note = _fit_law(standard["params_active"], standard["val_bpb"], n_depths,
+                                bootstrap=bootstrap, seed=seed)
+    flops_law, _ = _fit_law(standard["flops_per_token_train"], standard["val_bpb"], n_depths,
+                            bootstrap=bootstrap, seed=seed)
+    notes = (f"no dense law: standard runs at {note}",) if note else ()
+    memory = grid[grid["value_path"] != "standard"].merge(
+        standard[["depth", "val_bpb"]].rename(columns={"val_bpb": "standard_bpb"}),
+        on="depth", how="left")
+    bpb = memory["val_bpb"].to_numpy(float)
+    table = memory[["depth", "path_label", "slots", "val_bpb", "standard_bpb", "params_active",
+                    "flops_per_token_train"]].assign(
+        delta_bpb=memory["val_bpb"] - memory["standard_bpb"],
+        **_equivalent_columns(params_law, bpb, memory["params_active"].to_numpy(float),
+                              "params", level),
+        **_equivalent_columns(flops_law, bpb, memory["flops_per_token_train"].to_numpy(float),
+                              "flops", level))
+    if params_law is not None:
+        low, high = standard["params_active"].min(), standard["params_active"].max()
+        table["extrapolated"] = ~table["dense_params"].between(low, high)
+    else:
+        table["extrapolated"] = False
+    table["note"] = np.select(
+        [table["standard_bpb"].isna(), table["delta_bpb"] > 0, np.isinf(table["dense_params"])],
+        ["no standard run at this depth", "worse than the standard run at this depth",
+         "below the dense law's floor E: no dense model reaches it"], "")
+    return ExchangeRate(params_law, flops_law, table.reset_index(drop=True), notes)
+
+
+# --- joint law ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JointLawSelection:
+    """Forms of L(N, M) fitted without the deepest depth and scored on it, best first."""
+
+    heldout_depth: int | None
+    scores: tuple[HeldoutError, ...]
+    table: pd.DataFrame  # form, rmse, mae, runs fitted / held out, parameters
+    predictions: pd.DataFrame  # held-out runs: form, slots, observed, predicted
+    notes: tuple[str, ...]
+
+
+def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSelection:
+    """`compare_forms` on the standard and MoVE main-grid runs (N = params_active, M = slots,
+    0 for standard), holding out the deepest depth. Forms with as many parameters as fitted
+    runs are skipped; so is everything when fewer than `min_fit_depths` depths remain to fit."""
+    runs = main_rows(df).query("path_label == 'standard' or value_path == 'move'")
+    depths = sorted(runs["depth"].unique())
+    if len(depths) < min_fit_depths + 1:
+        return _skipped_selection(f"{len(depths)} depth(s) of standard/MoVE runs; holding one "
+                                  f"out needs {min_fit_depths + 1}")
+    heldout = (runs["depth"] == depths[-1]).to_numpy()
+    if not (runs.loc[~heldout, "value_path"] == "move").any():
+        return _skipped_selection("no MoVE runs to fit the memory term on")
+    n_fit = int((~heldout).sum())
+    n_params = {form: len(FORMS[form].params(np.zeros(5))) for form in FORMS}
+    forms = [form for form in FORMS if n_params[form] < n_fit]
+    notes = tuple(f"{form}: {n_params[form]} parameters, {n_fit} runs to fit; skipped"
+                  for form in FORMS if form not in forms)
+    scores = compare_forms(runs["params_active"], runs["slots"], runs["val_bpb"], heldout,
+                           forms=forms)
+    table = pd.DataFrame([{"form": s.form, "rmse": s.rmse, "mae": s.mae, "n_fit": n_fit,
+                           "n_heldout": int(heldout.sum()), "params": s.fit.params}
+                          for s in scores], columns=_JOINT_COLUMNS)
+    slots = runs.loc[heldout, "slots"].to_numpy()
+    predictions = pd.DataFrame([{"form": s.form, "slots": m, "observed": o, "predicted": p}
+                                for s in scores
+                                for m, o, p in zip(slots, s.observed, s.predicted)],
+                               columns=_PREDICTION_COLUMNS)
+    return JointLawSelection(int(depths[-1]), tuple(scores), table, predictions, notes)
+
+
+_JOINT_COLUMNS = ["form", "rmse", "mae", "n_fit", "n_heldout", "params"]
+_PREDICTION_COLUMNS = ["form", "slots", "observed", "predicted"]
+
+
+def _skipped_selection(note: str) -> JointLawSelection:
+    return JointLawSelection(None, (), pd.DataFrame(columns=_JOINT_COLUMNS),
+                             pd.DataFrame(columns=_PREDICTION_COLUMNS), (note,))
+
+
+# --- the fitters on known answers -----------------------------------------------------------
+
+def published_chinchilla_fits(reference_dir: Path | str = REFERENCE_DIR) -> dict[str, dict]:
+    """The table of published fits in the reference README: fit name -> {parameter: value, or
+    (low, high) for an interval}. Empty when the README is absent."""
+    readme = Path(reference_dir) / "README.md"
+    if not readme.exists():
+        return {}
+    fits, names = {}, None
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or set("".join(cells)) <= set("-: "):
+            continue
+        if cells[0] == "fit":
+            names = cells[1:]
+        elif names:
+            fits[cells[0]] = {n: _published_value(v) for n, v in zip(names, cells[1:])}
+    return fits
+
+
+def _published_value(cell: str):
+    interval = re.fullmatch(r"([\d.]+)\s*[-\u2013]\s*([\d.]+)", cell)
+    return (float(interval[1]), float(interval[2])) if interval else float(cell)
+
+
+@dataclass(frozen=True)
+class ChinchillaReproduction:
+    fit: ChinchillaFit | None
+    table: pd.DataFrame  # parameter, ours with interval, published values and interval
+    notes: tuple[str, ...]
+
+
+def chinchilla_reproduction(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: int = 100,
+                            seed: int = 0, start_grid: dict = EPOCH_START_GRID,
+                            level: float = LEVEL) -> ChinchillaReproduction:
+    """Epoch AI's replication of Chinchilla Approach 3 on the Figure 4 points (the 5 highest
+    losses dropped, D = C / 6N), beside the fits published in the reference README."""
+    points = Path(reference_dir) / "chinchilla_fig4_points.csv"
+    columns = ["parameter", "ours", "ours_low", "ours_high", "epoch_huber", "epoch_low",
+               "epoch_high", "hoffmann"]
+    if not points.exists():
+        return ChinchillaReproduction(None, pd.DataFrame(columns=columns),
+                                      (f"no reference points at {points}; skipped",))
+    data = pd.read_csv(points).sort_values("loss").iloc[:-5]
+    n = data["Model Size"].to_numpy(float)
+    fit = fit_chinchilla(n, data["Training FLOP"].to_numpy(float) / (6 * n),
+                         data["loss"].to_numpy(float), bootstrap=bootstrap, seed=seed,
+                         start_grid=start_grid)
+    published = published_chinchilla_fits(reference_dir)
+    pick = lambda word: next((v for k, v in published.items() if word in k), {})  # noqa: E731
+    huber, spread, hoffmann = pick("Huber"), pick("interval"), pick("Hoffmann")
+    rows = [{"parameter": name, "ours": value, **dict(zip(("ours_low", "ours_high"),
+                                                          interval(fit, name, level))),
+             "epoch_huber": huber.get(name, np.nan),
+             "epoch_low": spread.get(name, (np.nan, np.nan))[0],
+             "epoch_high": spread.get(name, (np.nan, np.nan))[1],
+             "hoffmann": hoffmann.get(name, np.nan)} for name, value in fit.params.items()]
+    notes = () if published else (f"no published fits in {reference_dir}/README.md",)
+    return ChinchillaReproduction(fit, pd.DataFrame(rows, columns=columns), notes)
+
+
+def synthetic_recovery(laws: dict = SYNTHETIC_LAWS, *, compute=np.geomspace(1e11, 1e14, 5),
+                       noise: float = 0.005, bootstrap: int = 100, seed: int = 0,
+                       level: float = LEVEL) -> pd.DataFrame:
+    """Fit `fit_power_law` to losses drawn from known laws (E, A, alpha) at `compute`, each
+    multiplied by log-normal noise of relative size `noise`: per law and parameter, the truth,
+    the estimate, its bootstrap interval and whether the interval covers the truth."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, truth in laws.items():
+        E, A, alpha = truth
+        loss = (E + A * compute ** -alpha) * np.exp(rng.normal(0, noise, len(compute)))
+        fit = fit_power_law(compute, loss, bootstrap=bootstrap, seed=seed)
+        for parameter, true in zip(("E", "A", "alpha"), truth):
+            low, high = interval(fit, parameter, level)
+            rows.append({"law": name, "parameter": parameter, "true": true,
+                         "fitted": fit.params[parameter], "low": low, "high": high,
+                         "covered": low <= true <= high})
+    return pd.DataFrame(rows)

@@ -1,0 +1,203 @@
+"""The figures of a sweep, one function each (`fig_<name>(...) -> Figure`), and
+`write_all_figures`, which writes every one as PNG and SVG, byte-identical on a rerun (fixed
+bootstrap seeds, SVG hash salt, no dates or software versions in the files).
+
+    python -m movelab.scaling.figures [--out DIR] [--results-dir DIR]     (make figures)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from movelab.cli import ladder_records
+from movelab.scaling import plot
+from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
+                                      compare_to_standard, exchange_rate, fit_compute_laws,
+                                      main_rows, select_joint_law, slot_doubling_gains,
+                                      synthetic_recovery)
+from movelab.scaling.load import RESULTS_DIR, load_runs
+
+BOOTSTRAP = 200
+# 3^5 = 243 starts; on the Chinchilla points they reach the optimum of Epoch's 4500 (same
+# parameters to 4 digits) in a second instead of half a minute.
+QUICK_START_GRID = {"a": (0.0, 10.0, 20.0), "b": (0.0, 10.0, 20.0), "e": (-1.0, 0.0, 1.0),
+                    "alpha": (0.0, 1.0, 2.0), "beta": (0.0, 1.0, 2.0)}
+SAVE_OPTIONS = {"png": {"dpi": 150, "metadata": {"Software": None}},
+                "svg": {"metadata": {"Date": None, "Creator": None}}}
+
+
+def _styled(make_figure):
+    @functools.wraps(make_figure)
+    def wrapper(*args, **kwargs) -> Figure:
+        with plot.style():
+            return make_figure(*args, **kwargs)
+    return wrapper
+
+
+def _panels(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+
+
+@_styled
+def fig_accounting(records: list[dict] | None = None) -> Figure:
+    """(a) Parameters and train FLOPs per token of every CPU-ladder preset and value path:
+    memory grows with the slots, FLOPs barely move."""
+    table = accounting_table(ladder_records(["cpu"]) if records is None else records)
+    fig, axes = _panels(3)
+    plot.plot_accounting(axes[0], table, "params_total")
+    plot.plot_accounting(axes[0], table, "params_active", linestyle="--")
+    axes[0].set_title("total parameters (solid), active (dashed)")
+    axes[0].legend(fontsize="x-small", ncol=2)
+    plot.plot_accounting(axes[1], table, "params_memory")
+    axes[1].set_title("memory: LaVE tables + MoVE bank (lookups)")
+    plot.plot_accounting(axes[2], table, "flops_per_token_train")
+    axes[2].set_title("train FLOPs per token")
+    fig.suptitle(f"Memory grows, FLOPs don't (CPU ladder): up to "
+                 f"{table['params_total_vs_standard'].max():.0f}x the standard model's parameters "
+                 f"for at most {table['flops_per_token_train_vs_standard'].max():.2f}x its FLOPs "
+                 f"per token\nFLOPs: {plot.FLOPS_CONVENTION} (MoVE's slot mix is not in it)")
+    return fig
+
+
+@_styled
+def fig_text_scaling(df, *, bootstrap: int = BOOTSTRAP) -> Figure:
+    """(b) val BPB against training FLOPs per value path, with L(C) fits and their bands."""
+    laws = fit_compute_laws(df, bootstrap=bootstrap)
+    fig, axes = _panels(2, width=5.5, height=4.2)
+    plot.plot_bpb_vs_compute(axes[0], df, laws)
+    plot.plot_gap_to_standard(axes[1], df, laws)
+    fig.suptitle(f"Text scaling, {len(main_rows(df))} main-grid runs (seed 0); compute in "
+                 f"training FLOPs, {plot.FLOPS_CONVENTION}")
+    return fig
+
+
+@_styled
+def fig_memory_decoupling(df) -> Figure:
+    """(c) val BPB against MoVE slots at each depth, standard and LaVE as reference lines, and
+    the BPB gained per doubling of slots."""
+    depths = sorted(main_rows(df).query("value_path == 'move'")["depth"].unique())
+    ncols = 3
+    fig, axes = _panels(ncols, nrows=len(depths) // ncols + 1)
+    for ax, depth in zip(axes, depths):
+        plot.plot_bpb_vs_slots(ax, df, depth)
+    plot.plot_slot_gains(axes[len(depths)], slot_doubling_gains(df, all_seeds=True))
+    for ax in axes[len(depths) + 1:]:
+        ax.set_axis_off()
+    fig.suptitle("Memory decoupled from compute: BPB against MoVE slots at fixed depth "
+                 "(all seeds)")
+    return fig
+
+
+@_styled
+def fig_exchange_rate(df, *, bootstrap: int = BOOTSTRAP) -> Figure:
+    """(d) What dense model each LaVE/MoVE run is worth, from the standard runs' power law in
+    active parameters (and in train FLOPs per token)."""
+    exchange = exchange_rate(df, bootstrap=bootstrap)
+    fig, axes = _panels(3, width=4.6, height=4.0)
+    plot.plot_dense_law(axes[0], df, exchange)
+    plot.plot_exchange_gains(axes[1], exchange, "params")
+    plot.plot_exchange_gains(axes[2], exchange, "flops")
+    fig.suptitle("Exchange rate: the dense model a memory model's BPB is worth, from the "
+                 "standard runs' power law\nbelow 0: worse than a dense model of its own size; "
+                 "95% bootstrap intervals")
+    return fig
+
+
+@_styled
+def fig_joint_law(df) -> Figure:
+    """Held-out test of the joint laws L(N, M): fitted without the deepest depth."""
+    fig, axes = _panels(1, width=6.0, height=4.2)
+    plot.plot_heldout(axes[0], select_joint_law(df))
+    fig.suptitle("Joint law L(N active params, M slots), extrapolated one depth deeper")
+    return fig
+
+
+@_styled
+def fig_ablations(df, *, depth: int = 6) -> Figure:
+    """(e) Controls and ablations at one depth, with seed noise where there are seeds; and the
+    Welch comparison of LaVE x1, MoVE x1 and MoVE x4 with standard at every seeded depth."""
+    fig, axes = _panels(2, width=5.5, height=4.2)
+    plot.plot_variant_summary(axes[0], df[df["depth"] == depth])
+    axes[0].set_title(f"depth {depth}: main runs and controls")
+    plot.plot_seed_differences(axes[1], compare_to_standard(df))
+    axes[1].set_title("difference to standard beyond seed noise?")
+    fig.suptitle("Ablations, controls and seed noise (val BPB)")
+    return fig
+
+
+@_styled
+def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: int = BOOTSTRAP,
+                       start_grid: dict = QUICK_START_GRID) -> Figure:
+    """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),
+    and recovery of power laws at the CPU sweep's scale (5 points, 0.5% noise)."""
+    fig, axes = _panels(4, width=3.8, height=3.4)
+    plot.plot_published_comparison(axes[0], chinchilla_reproduction(
+        reference_dir, bootstrap=bootstrap, start_grid=start_grid))
+    recovery = synthetic_recovery(bootstrap=bootstrap)
+    for ax, parameter in zip(axes[1:], ("E", "A", "alpha")):
+        plot.plot_recovery(ax, recovery, parameter)
+    fig.suptitle("Fit validation: published Chinchilla fit reproduced; known laws recovered")
+    return fig
+
+
+def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
+                      results_dir: Path | str = RESULTS_DIR, *, sweep: str = "cpu-text",
+                      reference_dir: Path | str = REFERENCE_DIR,
+                      bootstrap: int = BOOTSTRAP) -> list[Path]:
+    """Every figure of `sweep` as <out_dir>/<name>.png and .svg; returns the paths written."""
+    df = load_runs(sweep, results_dir)
+    makers = {
+        "accounting": fig_accounting,
+        "text_scaling": lambda: fig_text_scaling(df, bootstrap=bootstrap),
+        "memory_decoupling": lambda: fig_memory_decoupling(df),
+        "exchange_rate": lambda: fig_exchange_rate(df, bootstrap=bootstrap),
+        "joint_law": lambda: fig_joint_law(df),
+        "ablations": lambda: fig_ablations(df),
+        "fit_validation": lambda: fig_fit_validation(reference_dir, bootstrap=bootstrap),
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in makers.items():
+        fig = make()
+        for extension, options in SAVE_OPTIONS.items():
+            path = out_dir / f"{name}.{extension}"
+            with plot.style():
+                fig.savefig(path, **options)
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m movelab.scaling.figures",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "figures",
+                        help="folder for the PNG and SVG files (default: results/figures)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="folder holding <sweep>/runs.csv (default: the repository's results)")
+    parser.add_argument("--sweep", default="cpu-text")
+    parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR,
+                        help="folder with chinchilla_fig4_points.csv (skipped if absent)")
+    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
+                        help=f"bootstrap refits per fit (default {BOOTSTRAP})")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_all_figures(args.out, args.results_dir, sweep=args.sweep,
+                                  reference_dir=args.reference_dir, bootstrap=args.bootstrap)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Figures: every file is written, reruns are byte-identical, and missing data becomes a note on
+the panel, not an exception. Runs on a small synthetic runs.csv, never the live sweep."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movelab.accounting import analytic_costs
+from movelab.config import build_config
+from movelab.scaling.figures import (fig_ablations, fig_exchange_rate, fig_fit_validation,
+                                     fig_joint_law, fig_memory_decoupling, fig_text_scaling, main,
+                                     write_all_figures)
+from movelab.scaling.load import load_runs
+from movelab.sweep import parse_variant
+
+FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
+           "ablations", "fit_validation")
+GRID = ("standard", "lave x1", "move x1", "move x4")
+
+
+def synthetic_run(depth: int, variant: str, seed: int, groups: str, rng) -> dict:
+    """One runs.csv row with the model's real accounting and a BPB from a made-up law."""
+    _, fields = parse_variant(variant)
+    cfg = build_config(depth=depth, **fields)
+    costs = analytic_costs(cfg)
+    tokens = analytic_costs(build_config(depth=depth)).params_active
+    slots = cfg.slots or 0
+    bpb = (1.0 + 30.0 * costs.params_active ** -0.25 * (1 + slots) ** -0.02
+           * np.exp(rng.normal(0, 0.003)))
+    return {"run_id": f"r{depth}{seed}{len(variant)}{slots}", "groups": groups,
+            "variant": variant, "label": cfg.label, "value_path": cfg.value_path, "depth": depth,
+            "width": cfg.width, "slots": slots, "density": cfg.density,
+            "gate_standard": bool(cfg.gate_standard), "seed": seed,
+            "params_total": costs.params_total, "params_active": costs.params_active,
+            "params_memory": costs.params["lave_tables"] + costs.params["move_bank"],
+            "flops_per_token_train": costs.flops_per_token_train,
+            "train_flops": tokens * costs.flops_per_token_train, "val_bpb": bpb}
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    """cpu-text/runs.csv: a grid at depths 2-8, seeds 1-2 and two controls at depth 6."""
+    rng = np.random.default_rng(0)
+    rows = [synthetic_run(d, v, 0, "grid;seeds" if d == 6 else "grid", rng)
+            for d in (2, 4, 6, 8) for v in GRID]
+    rows += [synthetic_run(6, v, seed, "seeds", rng) for v in GRID for seed in (1, 2)]
+    rows += [synthetic_run(6, v, 0, "controls", rng) for v in ("move x4 g0=1", "lave x1 +g0")]
+    folder = tmp_path_factory.mktemp("results")
+    (folder / "cpu-text").mkdir()
+    pd.DataFrame(rows).to_csv(folder / "cpu-text" / "runs.csv", index=False)
+    return folder
+
+
+def test_writes_every_figure_as_png_and_svg_byte_identical_on_rerun(results_dir, tmp_path):
+    reference = tmp_path / "no-reference"  # the Chinchilla panel is skipped with a note
+    first = write_all_figures(tmp_path / "a", results_dir, reference_dir=reference, bootstrap=10)
+    second = write_all_figures(tmp_path / "b", results_dir, reference_dir=reference, bootstrap=10)
+    expected = {f"{name}.{ext}" for name in FIGURES for ext in ("png", "svg")}
+    assert {p.name for p in first} == expected == {p.name for p in (tmp_path / "a").iterdir()}
+    for a, b in zip(first, second):
+        assert a.stat().st_size > 1000, a.name
+        assert a.read_bytes() == b.read_bytes(), a.name
+    svg = (tmp_path / "a" / "text_scaling.svg").read_text()
+    assert "<dc:date>" not in svg and "Matplotlib v" not in svg
+
+
+def texts(fig) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_figures_of_an_empty_sweep_say_what_is_missing(results_dir):
+    empty = load_runs("cpu-text", results_dir).iloc[:0]
+    assert "no runs yet" in texts(fig_text_scaling(empty, bootstrap=5))
+    assert "no depth has MoVE runs" in texts(fig_memory_decoupling(empty))
+    assert "a fit needs 4" in texts(fig_exchange_rate(empty, bootstrap=5))
+    assert "joint law not compared" in texts(fig_joint_law(empty))
+    assert "no runs at this depth yet" in texts(fig_ablations(empty))
+
+
+def test_figures_of_a_partial_sweep_draw_what_they_can(results_dir):
+    """Depths 2 and 4 only: points, no fits, no held-out depth."""
+    partial = load_runs("cpu-text", results_dir).query("depth <= 4")
+    fig = fig_text_scaling(partial, bootstrap=5)
+    assert "no standard L(C) fit yet" in texts(fig)
+    assert "(no fit)" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert "holding one out needs 4" in texts(fig_joint_law(partial))
+
+
+def test_fit_validation_notes_missing_reference_data(tmp_path):
+    assert "no reference points" in texts(fig_fit_validation(tmp_path, bootstrap=5))
+
+
+def test_command_line_reports_a_missing_sweep_in_one_line(tmp_path, capsys):
+    assert main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "figures")]) == 2
+    assert "movelab sweep run cpu-text" in capsys.readouterr().err

@@ -1,0 +1,300 @@
+"""Sweep analysis on synthetic runs with answers known by construction: compute laws, BPB per
+doubling of slots, seed noise, the dense exchange rate, joint-law selection, and loading."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from movelab.cli import ladder_records
+from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
+                                      compare_to_standard, exchange_rate, fit_compute_laws,
+                                      published_chinchilla_fits, seed_noise, select_joint_law,
+                                      slot_doubling_gains, synthetic_recovery)
+from movelab.scaling.load import label_order, load_runs, path_label, with_derived_columns
+
+DEPTHS = (2, 4, 6, 8, 10)
+N_ACTIVE = dict(zip(DEPTHS, (1e5, 3e5, 1e6, 3e6, 1e7)))
+
+
+def runs(records) -> pd.DataFrame:
+    """Rows as load_runs returns them, from dicts giving at least variant, depth and val_bpb;
+    active params follow the depth (N_ACTIVE), FLOPs per token are 6N, tokens are N."""
+    rows = []
+    for record in records:
+        n = N_ACTIVE[record["depth"]]
+        rows.append({"groups": "grid", "slots": 0, "seed": 0, "gate_standard": False,
+                     "density": np.nan, "params_memory": 0, "params_active": n,
+                     "flops_per_token_train": 6 * n, "train_flops": 6 * n * n, **record})
+    df = pd.DataFrame(rows)
+    return with_derived_columns(df.assign(value_path=df["variant"].str.split().str[0]))
+
+
+def dense_law(n):
+    return 1.0 + 10.0 * np.asarray(n, dtype=float) ** -0.25
+
+
+# --- loading --------------------------------------------------------------------------------
+
+CSV = """run_id,groups,variant,label,value_path,depth,width,slots,density,gate_standard,seed,\
+params_total,params_active,params_memory,flops_per_token_train,train_flops,val_bpb,git_commit
+12345e6789,grid,standard,d2 standard,standard,2,32,0,,False,0,287008,155648,0,1130496,\
+175959441408,2.79,0123456789
+0b650125daf4,grid;seeds,move x4,d2 move x4 (M=4),move,2,32,4,4,True,1,811616,155968,524288,\
+1132416,176078979072,2.74,abcdef
+77c0ffee0000,controls,move x4 g0=1,d2 move x4 g0=1 (M=4),move,2,32,4,4,False,0,811552,\
+155904,524288,1132032,176019210240,2.76,abcdef
+"""
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    (tmp_path / "mini").mkdir()
+    (tmp_path / "mini" / "runs.csv").write_text(CSV)
+    return tmp_path
+
+
+def test_load_runs_types_columns_and_derives_labels_and_groups(results_dir):
+    df = load_runs("mini", results_dir)
+    assert list(df["run_id"]) == ["12345e6789", "0b650125daf4", "77c0ffee0000"]  # not 1.2e10
+    assert df["git_commit"][0] == "0123456789"  # leading zero kept
+    assert df["gate_standard"].dtype == bool and list(df["gate_standard"]) == [False, True, False]
+    assert np.isnan(df["density"][0]) and df["density"][1] == 4.0
+    assert df["depth"].dtype == np.int64 and df["train_flops"].dtype == np.int64
+    assert list(df["path_label"]) == ["standard", "MoVE x4", "MoVE x4 g0=1"]
+    assert list(df["in_grid"]) == [True, True, False]
+    assert list(df["in_seeds"]) == [False, True, False]
+    assert list(df["is_control"]) == [False, False, True]
+    assert list(df["memory_params"]) == [0, 524288, 524288]
+
+
+def test_load_runs_names_the_fix_when_the_table_is_missing_or_short(tmp_path, results_dir):
+    with pytest.raises(FileNotFoundError, match="movelab sweep run cpu-text.*--results-dir"):
+        load_runs("cpu-text", tmp_path)
+    (results_dir / "mini" / "runs.csv").write_text("run_id,depth\nabc,2\n")
+    with pytest.raises(ValueError, match="lacks columns.*val_bpb"):
+        load_runs("mini", results_dir)
+
+
+@pytest.mark.parametrize("variant, label", [
+    ("standard", "standard"), ("lave x2", "LaVE x2"), ("lave x1 +g0", "LaVE x1 +g0"),
+    ("move x4 g0=1", "MoVE x4 g0=1"), ("move M=3", "MoVE M=3"),
+    ("standard w256 (params of move x4)", "standard w256 (params of move x4)")])
+def test_path_label(variant, label):
+    assert path_label(variant) == label
+
+
+def test_label_order_reads_standard_lave_move_then_ablations():
+    labels = ["MoVE x16", "LaVE x1 +g0", "MoVE x2", "standard w256", "LaVE x2", "standard",
+              "MoVE x4 g0=1", "LaVE x1", "MoVE x2"]
+    assert label_order(labels) == ["standard", "LaVE x1", "LaVE x2", "MoVE x2", "MoVE x16",
+                                   "standard w256", "LaVE x1 +g0", "MoVE x4 g0=1"]
+
+
+# --- compute laws ---------------------------------------------------------------------------
+
+def test_compute_laws_recover_each_paths_exponent_and_skip_short_paths():
+    truth = {"standard": (1.2, 40.0, 0.10), "MoVE x4": (1.0, 30.0, 0.08)}
+    records = [{"variant": variant, "depth": d, "val_bpb": E + A * (6 * N_ACTIVE[d] ** 2) ** -a}
+               for variant, (E, A, a) in [("standard", truth["standard"]),
+                                           ("move x4", truth["MoVE x4"])] for d in DEPTHS]
+    records += [{"variant": "lave x1", "depth": d, "val_bpb": 2.0} for d in DEPTHS[:3]]
+    laws = fit_compute_laws(runs(records), bootstrap=20)
+    assert set(laws.fits) == {"standard", "MoVE x4"}
+    for label, (E, A, alpha) in truth.items():
+        fit = laws.fits[label]
+        assert fit.alpha == pytest.approx(alpha, rel=1e-3)
+        assert fit.E == pytest.approx(E, abs=1e-3)
+    table = laws.table.set_index("path_label")
+    assert table.loc["LaVE x1", "note"] == "3 depth(s); a fit needs 4"
+    assert np.isnan(table.loc["LaVE x1", "alpha"])
+    low, high = table.loc["standard", ["alpha_low", "alpha_high"]]  # exact points: every
+    assert low == pytest.approx(0.10, rel=1e-3) and high == pytest.approx(0.10, rel=1e-3)  # refit
+
+
+def test_compute_laws_use_the_grid_unless_all_seeds():
+    records = [{"variant": "standard", "depth": d, "val_bpb": dense_law(N_ACTIVE[d])}
+               for d in DEPTHS]
+    records.append({"variant": "standard", "depth": 4, "seed": 1, "groups": "seeds",
+                    "val_bpb": 9.0})
+    assert fit_compute_laws(runs(records), bootstrap=0).table["n_runs"].item() == 5
+    assert fit_compute_laws(runs(records), bootstrap=0, all_seeds=True).table["n_runs"].item() == 6
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+def test_gain_per_doubling_is_minus_the_slope_in_log2_slots():
+    noise = [0.002, -0.001, -0.002, 0.001, 0.0]
+    records = [{"variant": f"move x{k}", "depth": 4, "slots": 2 * k,
+                "val_bpb": 2.0 - 0.03 * np.log2(2 * k) + e}
+               for k, e in zip((1, 2, 4, 8, 16), noise)]
+    records += [{"variant": f"move x{k}", "depth": 6, "slots": 3 * k,
+                 "val_bpb": 1.8 - 0.01 * np.log2(3 * k)} for k in (1, 2)]
+    records += [{"variant": "move x1", "depth": 8, "slots": 4, "val_bpb": 1.7},
+                {"variant": "standard", "depth": 8, "val_bpb": 1.75}]
+    gains = slot_doubling_gains(runs(records)).set_index("depth")
+    slope = stats.linregress(np.log2([2, 4, 8, 16, 32]),
+                             [r["val_bpb"] for r in records[:5]])
+    half = stats.t.ppf(0.975, 3) * slope.stderr
+    assert gains.loc[4, "gain_per_doubling"] == pytest.approx(-slope.slope)
+    assert gains.loc[4, "low"] == pytest.approx(-slope.slope - half)
+    assert gains.loc[4, "low"] < 0.03 < gains.loc[4, "high"]
+    assert gains.loc[6, "gain_per_doubling"] == pytest.approx(0.01)
+    assert gains.loc[6, "note"] == "two runs: no interval" and np.isnan(gains.loc[6, "low"])
+    assert gains.loc[8, "note"] == "one slot count: no slope"
+    assert gains.loc[8, "slots"] == "4"
+
+
+# --- seed noise -----------------------------------------------------------------------------
+
+def seeded(variant, depth, values):
+    return [{"variant": variant, "depth": depth, "seed": s, "val_bpb": v,
+             "groups": "grid;seeds" if s == 0 else "seeds"} for s, v in enumerate(values)]
+
+
+def test_seed_noise_mean_std_and_t_interval():
+    df = runs(seeded("standard", 4, [1.0, 1.1, 1.2]) + [{"variant": "move x1", "depth": 4,
+                                                          "val_bpb": 1.0}])
+    noise = seed_noise(df)
+    assert len(noise) == 1  # one seed of MoVE x1: no noise to report
+    row = noise.iloc[0]
+    assert (row["path_label"], row["n_seeds"]) == ("standard", 3)
+    assert row["mean"] == pytest.approx(1.1) and row["std"] == pytest.approx(0.1)
+    assert row["high"] - row["mean"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
+
+
+def test_compare_to_standard_separates_real_gaps_from_seed_noise():
+    df = runs(seeded("standard", 6, [2.00, 2.01, 2.02]) + seeded("move x4", 6, [1.90, 1.91, 1.92])
+              + seeded("lave x1", 6, [2.02, 2.00, 2.01]) + seeded("move x1", 6, [1.95])
+              + seeded("standard", 2, [2.8]))
+    table = compare_to_standard(df).set_index("path_label")
+    assert list(table["depth"]) == [6, 6, 6]  # depth 2 has no repeated seeds
+    move4 = table.loc["MoVE x4"]
+    assert move4["difference"] == pytest.approx(-0.10)
+    assert move4["p"] < 1e-3 and move4["high"] < 0
+    assert move4["verdict"] == "lower BPB than standard, beyond seed noise"
+    lave = table.loc["LaVE x1"]
+    assert lave["difference"] == pytest.approx(0.0, abs=1e-12) and lave["p"] > 0.9
+    assert lave["low"] < 0 < lave["high"] and lave["verdict"] == "within seed noise"
+    assert table.loc["MoVE x1", "verdict"].startswith("not tested: 1 and 3 seeds")
+
+
+# --- exchange rate --------------------------------------------------------------------------
+
+def test_exchange_rate_inverts_the_dense_law_by_hand():
+    """Standard runs lie on 1 + 10 N^-0.25. A depth-6 model (N = 1e6) with the BPB of a dense
+    2e6 is worth twice its active params (+100%); one with the BPB of 5e5, -50%; one below the
+    law's floor E = 1 is worth no finite dense model."""
+    records = [{"variant": "standard", "depth": d, "val_bpb": dense_law(N_ACTIVE[d])}
+               for d in DEPTHS]
+    records += [{"variant": "move x4", "depth": 6, "slots": 12, "val_bpb": dense_law(2e6)},
+                {"variant": "lave x1", "depth": 6, "val_bpb": dense_law(5e5)},
+                {"variant": "move x16", "depth": 6, "slots": 48, "val_bpb": 0.99}]
+    exchange = exchange_rate(runs(records), bootstrap=20)
+    assert exchange.params_law.alpha == pytest.approx(0.25, rel=1e-4)
+    table = exchange.table.set_index("path_label")
+    assert table.loc["MoVE x4", "dense_params"] == pytest.approx(2e6, rel=1e-3)
+    assert table.loc["MoVE x4", "params_gain"] == pytest.approx(1.0, rel=1e-3)
+    assert table.loc["MoVE x4", "flops_gain"] == pytest.approx(1.0, rel=1e-3)  # F = 6N
+    assert table.loc["MoVE x4", "params_gain_low"] <= 1.0 + 1e-3
+    assert table.loc["MoVE x4", "params_gain_high"] >= 1.0 - 1e-3
+    assert table.loc["MoVE x4", "delta_bpb"] == pytest.approx(dense_law(2e6) - dense_law(1e6))
+    assert table.loc["LaVE x1", "params_gain"] == pytest.approx(-0.5, rel=1e-3)
+    assert table.loc["LaVE x1", "note"] == "worse than the standard run at this depth"
+    assert np.isinf(table.loc["MoVE x16", "dense_params"])
+    assert "below the dense law's floor" in table.loc["MoVE x16", "note"]
+    assert not table.loc["MoVE x4", "extrapolated"] and table.loc["MoVE x16", "extrapolated"]
+
+
+def test_exchange_rate_without_enough_standard_depths_keeps_the_plain_comparison():
+    records = [{"variant": "standard", "depth": d, "val_bpb": 2.0} for d in (2, 4)]
+    records.append({"variant": "move x1", "depth": 4, "slots": 2, "val_bpb": 1.9})
+    exchange = exchange_rate(runs(records), bootstrap=10)
+    assert exchange.params_law is None and exchange.flops_law is None
+    assert exchange.notes == ("no dense law: standard runs at 2 depth(s); a fit needs 4",)
+    row = exchange.table.iloc[0]
+    assert row["delta_bpb"] == pytest.approx(-0.1) and np.isnan(row["params_gain"])
+
+
+# --- joint law ------------------------------------------------------------------------------
+
+def test_joint_law_selection_picks_the_generating_form_on_the_held_out_depth():
+    """Losses from the effective form E + A / (N^alpha (1 + M)^gamma): it must extrapolate to
+    depth 10 best, almost exactly."""
+    def effective(n, m):
+        return 1.0 + 20.0 / (n ** 0.3 * (1 + m) ** 0.05)
+    records = [{"variant": "standard", "depth": d, "val_bpb": effective(N_ACTIVE[d], 0)}
+               for d in DEPTHS]
+    records += [{"variant": f"move x{k}", "depth": d, "slots": k * d // 2,
+                 "val_bpb": effective(N_ACTIVE[d], k * d // 2)}
+                for d in DEPTHS for k in (1, 4, 16)]
+    records.append({"variant": "lave x1", "depth": 10, "val_bpb": 5.0})  # not in the law
+    selection = select_joint_law(runs(records))
+    assert selection.heldout_depth == 10
+    assert selection.table["form"].iloc[0] == "effective"
+    assert selection.table["rmse"].iloc[0] < 1e-4
+    assert list(selection.table["n_heldout"]) == [4, 4, 4]
+    assert list(selection.table["n_fit"]) == [16, 16, 16]
+    best = selection.predictions[selection.predictions["form"] == "effective"]
+    assert list(best["slots"]) == [0, 5, 20, 80]
+
+
+def test_joint_law_selection_needs_depths_to_hold_one_out():
+    records = [{"variant": v, "depth": d, "slots": s, "val_bpb": 2.0 - 0.01 * s}
+               for d in (2, 4, 6) for v, s in (("standard", 0), ("move x1", 1))]
+    selection = select_joint_law(runs(records))
+    assert selection.scores == () and selection.table.empty and selection.heldout_depth is None
+    assert selection.notes == ("3 depth(s) of standard/MoVE runs; holding one out needs 4",)
+
+
+# --- the fitters on known answers, and accounting -------------------------------------------
+
+README = """# Reference
+| fit | E | A | B | alpha | beta |
+|---|---|---|---|---|---|
+| Epoch, Huber (delta 1e-3) | 1.8 | 400.0 | 1200 | 0.33 | 0.3 |
+| Epoch 95% bootstrap interval | 1.7-1.9 | 300-500 | 1000-1500 | 0.3-0.36 | 0.28-0.32 |
+"""
+
+
+def test_chinchilla_reproduction_drops_the_top_five_and_sits_beside_the_published_table(
+        tmp_path):
+    n, d = (grid.ravel() for grid in np.meshgrid(np.geomspace(1e7, 1e10, 6),
+                                                 np.geomspace(1e9, 1e12, 6)))
+    loss = 1.8 + 400.0 / n ** 0.33 + 1200.0 / d ** 0.3
+    outliers = pd.DataFrame({"Model Size": [1e8] * 5, "Training FLOP": [6e17] * 5,
+                             "loss": [9.0] * 5})
+    pd.concat([pd.DataFrame({"Model Size": n, "Training FLOP": 6 * n * d, "loss": loss}),
+               outliers]).to_csv(tmp_path / "chinchilla_fig4_points.csv", index=False)
+    (tmp_path / "README.md").write_text(README)
+    assert published_chinchilla_fits(tmp_path)["Epoch 95% bootstrap interval"]["A"] == (300, 500)
+    grid = {"a": (0.0, 10.0), "b": (0.0, 10.0), "e": (0.0, 1.0), "alpha": (0.5,), "beta": (0.5,)}
+    reproduction = chinchilla_reproduction(tmp_path, bootstrap=5, start_grid=grid)
+    table = reproduction.table.set_index("parameter")
+    assert table.loc["alpha", "ours"] == pytest.approx(0.33, rel=1e-4)
+    assert table.loc["B", "ours"] == pytest.approx(1200.0, rel=1e-3)
+    assert table.loc["E", "epoch_huber"] == 1.8 and table.loc["beta", "epoch_low"] == 0.28
+
+
+def test_chinchilla_reproduction_without_reference_data_is_skipped_with_a_note(tmp_path):
+    reproduction = chinchilla_reproduction(tmp_path)
+    assert reproduction.fit is None and reproduction.table.empty
+    assert "no reference points" in reproduction.notes[0]
+    assert published_chinchilla_fits(tmp_path) == {}
+
+
+def test_synthetic_recovery_is_exact_without_noise():
+    recovery = synthetic_recovery(noise=0.0, bootstrap=5, compute=np.geomspace(1e11, 1e14, 6))
+    assert len(recovery) == 6
+    for column in ("fitted", "low", "high"):  # exact points: every refit finds the truth
+        np.testing.assert_allclose(recovery[column], recovery["true"], rtol=1e-3, atol=1e-4)
+
+
+def test_accounting_table_memory_grows_flops_barely_move():
+    table = accounting_table(ladder_records(["cpu"])).set_index(["preset", "path_label"])
+    assert (table.xs("standard", level="path_label")["params_total_vs_standard"] == 1).all()
+    d8 = table.loc["cpu-d8"]
+    assert d8.loc["MoVE x32", "params_memory"] == 32 * d8.loc["MoVE x1", "params_memory"]
+    assert d8.loc["MoVE x1", "params_memory"] == d8.loc["LaVE x1", "params_memory"]
+    assert d8.loc["MoVE x32", "flops_per_token_train_vs_standard"] < 1.3
+    assert d8.loc["MoVE x32", "params_total_vs_standard"] > 10
