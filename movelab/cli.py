@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -212,9 +213,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / run.hash()
     result = train(run, out, resume=args.resume, force=args.force,
                    progress=False if args.no_progress else None, cache_dir=args.cache_dir)
-    print(f"{result['label']}: val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f}) "
-          f"after {result['tokens_seen']:,} tokens, {result['train_flops']:.3g} FLOPs, "
-          f"{result['wall_seconds']:.0f} s; record in {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
+        print(f"{result['label']}: val_bpb {result['val_bpb']:.4f} (best "
+              f"{result['val_bpb_best']:.4f}) after {result['tokens_seen']:,} tokens, "
+              f"{result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; record in {out}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -226,8 +228,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     elif args.action == "collect":
         print(f"wrote {sweeps.consolidate(sweep)}")
     else:
-        failures = sweeps.run_sweep(sweep, jobs=args.jobs, threads_per_job=args.threads_per_job,
-                                    only_group=args.group)
+        options = sweeps.JobOptions(args.partition, args.gpus_per_job, args.cpus_per_job,
+                                    args.time_limit)
+        at_once = args.jobs or (None if args.executor == "slurm" else 2)
+        failures = sweeps.run_sweep(sweep, jobs=at_once, threads_per_job=args.threads_per_job,
+                                    only_group=args.group, executor=args.executor,
+                                    options=options)
         if failures:
             raise UsageError(f"{failures} run(s) failed; their train.log says why; rerun the "
                              "same command to retry them")
@@ -279,23 +285,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(train)
     train.set_defaults(func=cmd_train)
 
+    from movelab.sweep import EXECUTORS, JobOptions
+
     sweep = sub.add_parser(
         "sweep", help="run, inspect or collect a sweep defined in results/<name>/sweep.toml",
         description="A sweep is results/<name>/sweep.toml (see movelab/sweep.py for the format). "
                     "`run` trains every run that is not done (found by config hash), resuming "
                     "stopped ones; `status` lists done / running / stopped / missing; `collect` "
                     "rewrites results/<name>/runs.csv from the finished runs.",
-        epilog="example:\n  movelab sweep run cpu-text --jobs 2 --threads-per-job 1",
+        epilog="examples:\n  movelab sweep run cpu-text --jobs 2 --threads-per-job 1\n"
+               "  movelab sweep run gpu-text --executor slurm --partition gpu --gpus-per-job 8 "
+               "--cpus-per-job 64 --time-limit 720",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("action", choices=("run", "status", "collect"))
     sweep.add_argument("name", help="the sweep: a folder of --results-dir holding sweep.toml")
     sweep.add_argument("--results-dir", type=Path, default=Path("results"),
                        help="where sweeps live (default ./results)")
-    sweep.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    sweep.add_argument("--jobs", type=int, help="runs at once (default 2; with --executor "
+                                                "slurm every missing run is queued at once)")
     sweep.add_argument("--threads-per-job", type=int, default=1,
                        help="torch threads per run (default 1: on 2 cores two 1-thread runs "
                             "beat one 2-thread run, see docs/research-log.md)")
     sweep.add_argument("--group", help="only the runs of this group of the sweep")
+    sweep.add_argument("--executor", choices=EXECUTORS, default="subprocess",
+                       help="subprocess (default): child processes here; local: submitit jobs "
+                            "here; slurm: one SLURM job per run (submitit logs in "
+                            "results/<name>/submitit/)")
+    d = JobOptions()
+    g = sweep.add_argument_group("jobs of --executor slurm (and the time limit of local)")
+    g.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-job", type=int, default=d.gpus_per_job,
+                   help=f"GPUs per run, one torchrun rank each; 0: one CPU process "
+                        f"(default {d.gpus_per_job})")
+    g.add_argument("--cpus-per-job", type=int, default=d.cpus_per_job,
+                   help=f"CPUs per run, shared out as torch threads of its ranks "
+                        f"(default {d.cpus_per_job})")
+    g.add_argument("--time-limit", type=int, default=d.time_limit, metavar="MINUTES",
+                   help=f"per job; a run stopped by it resumes on the next `sweep run` "
+                        f"(default {d.time_limit})")
     sweep.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(

@@ -1,6 +1,8 @@
 """Sweeps as data: results/<sweep>/sweep.toml expands into runs; `movelab sweep run` trains
 what is missing (found by config hash), resumes what was stopped, and consolidates every
-result into results/<sweep>/runs.csv.
+result into results/<sweep>/runs.csv. Each run trains in its own process: a subprocess here,
+a submitit job on this machine (`local`) or a SLURM job (`slurm`), with submitit's logs in
+results/<sweep>/submitit/.
 
 sweep.toml:
     description = "..."
@@ -29,6 +31,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from movelab.accounting import PARAM_GROUPS, analytic_costs
 from movelab.config import ConfigError, build_config
@@ -45,6 +48,8 @@ RUNS_CSV_COLUMNS = (
     "val_bpb", "val_bpb_best", "val_loss", "train_loss",
     "wall_seconds", "tokens_per_second", "threads", "git_commit", "git_dirty", "torch_version",
     "corpus", "corpus_hash", "started_at", "ended_at")
+EXECUTORS = ("subprocess", "local", "slurm")
+POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
 VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
                      r"(?P<g0plus> \+g0)?(?P<g0one> g0=1)?$")
 
@@ -157,35 +162,52 @@ def _lock_holder_alive(lock: Path) -> bool:
         return False
 
 
-def run_sweep(sweep: Sweep, *, jobs: int = 2, threads_per_job: int = 1,
-              only_group: str | None = None, log=print) -> int:
-    """Train every run not done yet, `jobs` at a time, each in its own process (a killed sweep
-    loses at most the steps since each run's last checkpoint). Returns the number of failures."""
+@dataclass(frozen=True)
+class JobOptions:
+    """What each submitit job asks for (--executor local uses only the time limit)."""
+    partition: str | None = None   # SLURM partition (default: the cluster's)
+    gpus_per_job: int = 1          # > 0: the run trains under torchrun, one rank per GPU
+    cpus_per_job: int = 8
+    time_limit: int = 24 * 60      # minutes; a run stopped by it resumes on the next sweep run
+
+
+# Starts one run and returns its poll: None while it runs, then its exit status.
+Start = Callable[[PlannedRun], Callable[[], int | None]]
+
+
+def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
+              only_group: str | None = None, executor: str = "subprocess",
+              options: JobOptions = JobOptions(), log=print) -> int:
+    """Train every run not done yet, `jobs` at a time (None: all at once), each in its own
+    process or job as `executor` says (a killed sweep loses at most the steps since each run's
+    last checkpoint). Returns the number of failures."""
     todo = [p for p in sweep.runs if (only_group is None or only_group in p.groups)
             and sweep.status(p) in ("missing", "stopped")]
     todo.sort(key=lambda p: p.cost)  # cheap runs first: early rows span every depth
-    log(f"{sweep.name}: {len(todo)} runs to train ({sum(sweep.status(p) == 'done' for p in sweep.runs)}"
-        f" done), {jobs} at a time with {threads_per_job} thread(s) each")
+    start, how = starter(sweep, executor, threads_per_job, options)
+    log(f"{sweep.name}: {len(todo)} runs to train ({_done(sweep)} done), "
+        f"{jobs or 'all'} at a time {how}")
     from movelab.data import prepare_text_data  # once here, not in every job at the same time
 
     for corpus, vocab in sorted({(p.run.train.corpus, p.run.model.vocab_size) for p in todo}):
         prepare_text_data(corpus, vocab, progress=sys.stderr.isatty())
-    running: list[tuple[PlannedRun, subprocess.Popen, float]] = []
-    failures = 0
+    running: list[tuple[PlannedRun, Callable[[], int | None], float]] = []
+    failures, last_report, at_once = 0, time.time(), jobs or len(todo)
     while todo or running:
-        while todo and len(running) < jobs:
+        while todo and len(running) < at_once:
             planned = todo.pop(0)
-            running.append((planned, _launch(sweep, planned, threads_per_job), time.time()))
+            running.append((planned, start(planned), time.time()))
             log(f"  start  {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
                 f"seed {planned.run.train.seed}")
-        time.sleep(1.0)
+        time.sleep(POLL_SECONDS)
         for item in list(running):
-            planned, proc, started = item
-            if proc.poll() is None:
+            planned, poll, started = item
+            status = poll()
+            if status is None:
                 continue
             running.remove(item)
             (sweep.run_dir(planned) / ".lock").unlink(missing_ok=True)
-            if proc.returncode == 0:
+            if status == 0:
                 result = json.loads((sweep.run_dir(planned) / "result.json").read_text())
                 log(f"  done   {planned.run_id}  d{planned.run.model.depth} {planned.variant}: "
                     f"val_bpb {result['val_bpb']:.4f} in {time.time() - started:.0f}s")
@@ -193,24 +215,112 @@ def run_sweep(sweep: Sweep, *, jobs: int = 2, threads_per_job: int = 1,
             else:
                 failures += 1
                 log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
-                    f"(exit {proc.returncode}); see {sweep.run_dir(planned) / 'train.log'}")
+                    f"(exit {status}); see {sweep.run_dir(planned) / 'train.log'}"
+                    + (f" and {sweep.directory / 'submitit'}" if executor != "subprocess" else ""))
+        if running and time.time() - last_report > REPORT_SECONDS:
+            log(f"  waiting: {len(running)} started, {len(todo)} to start, {_done(sweep)} of "
+                f"{len(sweep.runs)} done")
+            last_report = time.time()
     consolidate(sweep)
     return failures
 
 
-def _launch(sweep: Sweep, planned: PlannedRun, threads: int) -> subprocess.Popen:
-    directory = sweep.run_dir(planned)
+def _done(sweep: Sweep) -> int:
+    return sum(sweep.status(p) == "done" for p in sweep.runs)
+
+
+def starter(sweep: Sweep, executor: str, threads_per_job: int,
+            options: JobOptions) -> tuple[Start, str]:
+    """How runs start under `executor`, and a phrase that says so."""
+    if executor == "subprocess":
+        return _process_starter(sweep, threads_per_job), f"with {threads_per_job} thread(s) each"
+    import submitit
+
+    folder = sweep.directory / "submitit" / "%j"
+    if executor == "local":
+        local = submitit.LocalExecutor(folder)
+        local.update_parameters(timeout_min=options.time_limit)
+        return (_job_starter(sweep, local, socket.gethostname(), threads_per_job),
+                f"with {threads_per_job} thread(s) each, as submitit jobs on this machine")
+    if executor == "slurm":
+        try:
+            cluster = submitit.AutoExecutor(folder, cluster="slurm")
+        except RuntimeError as err:  # no srun here
+            raise ConfigError(f"--executor slurm needs a SLURM cluster: {err}") from None
+        cluster.update_parameters(**_slurm_parameters(sweep, options))
+        threads = options.cpus_per_job // max(1, options.gpus_per_job)
+        return (_job_starter(sweep, cluster, "slurm", threads, options.gpus_per_job),
+                f"as SLURM jobs of {options.gpus_per_job} GPU(s), {options.cpus_per_job} CPUs, "
+                f"{options.time_limit} min on partition {options.partition or '(default)'}")
+    raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+def _slurm_parameters(sweep: Sweep, options: JobOptions) -> dict:
+    """submitit AutoExecutor parameters of one job: one node, one task that runs the command."""
+    return {"name": f"movelab-{sweep.name}", "timeout_min": options.time_limit, "nodes": 1,
+            "tasks_per_node": 1, "cpus_per_task": options.cpus_per_job,
+            "gpus_per_node": options.gpus_per_job,
+            **({"slurm_partition": options.partition} if options.partition else {})}
+
+
+def train_command(directory: Path, threads: int, gpus: int = 0) -> list[str]:
+    """`movelab train` of the run in `directory`, resuming its checkpoint if it has one; with
+    gpus, under torchrun with one rank per GPU."""
+    launcher = [sys.executable]
+    if gpus:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
+    return [*launcher, "-m", "movelab", "train", "--from", str(directory / "run.json"),
+            "--out", str(directory), "--resume", "--threads", str(threads), "--no-progress"]
+
+
+def _process_starter(sweep: Sweep, threads: int) -> Start:
+    def start(planned: PlannedRun):
+        directory = _ready(sweep, planned)
+        with open(directory / "train.log", "a") as log:
+            proc = subprocess.Popen(train_command(directory, threads), stdout=log,
+                                    stderr=subprocess.STDOUT, env=_environment(threads))
+        (directory / ".lock").write_text(f"{socket.gethostname()} {proc.pid}")
+        return proc.poll
+    return start
+
+
+def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0) -> Start:
+    """Submit each run as a submitit job; its .lock names `host` and the job id (a host other
+    than this machine's counts as alive: a stray lock of a dead SLURM job must be deleted)."""
+    def start(planned: PlannedRun):
+        directory = _ready(sweep, planned)
+        job = executor.submit(run_logged, train_command(directory, threads, gpus),
+                              directory / "train.log", threads)
+        (directory / ".lock").write_text(f"{host} {job.job_id}")
+
+        def poll() -> int | None:
+            if not job.done():
+                return None
+            # a job that died (time limit, cancelled) returned nothing: count it as exit 1
+            return 1 if job.exception() is not None else job.result()
+        return poll
+    return start
+
+
+def run_logged(command: list[str], log: Path, threads: int) -> int:
+    """Run `command` with its output appended to `log`; its exit status (what a job returns)."""
+    with open(log, "a") as file:
+        return subprocess.run(command, stdout=file, stderr=subprocess.STDOUT,
+                              env=_environment(threads)).returncode
+
+
+def _environment(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+
+def _ready(sweep: Sweep, planned: PlannedRun) -> Path:
+    """The run's folder (absolute: a job may start elsewhere), holding the run.json its
+    command trains from."""
+    directory = sweep.run_dir(planned).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "run.json").write_text(json.dumps({"config": planned.run.to_dict(),
                                                     "config_hash": planned.run_id}, indent=1))
-    log = open(directory / "train.log", "a")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "movelab", "train", "--from", str(directory / "run.json"),
-         "--out", str(directory), "--resume", "--threads", str(threads), "--no-progress"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    (directory / ".lock").write_text(f"{socket.gethostname()} {proc.pid}")
-    return proc
+    return directory
 
 
 def consolidate(sweep: Sweep) -> Path:
@@ -220,8 +330,8 @@ def consolidate(sweep: Sweep) -> Path:
         path = sweep.run_dir(planned) / "result.json"
         if path.exists():
             rows.append(csv_row(json.loads(path.read_text()), planned))
-    rows.sort(key=lambda r: (r["depth"], r["value_path"], float(r["density"] or 0),
-                             r["slots"], r["variant"], r["seed"]))
+    rows.sort(key=lambda r: (r["depth"], ("standard", "lave", "move").index(r["value_path"]),
+                             float(r["density"] or 0), r["slots"], r["variant"], r["seed"]))
     out = sweep.directory / "runs.csv"
     with open(out, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=RUNS_CSV_COLUMNS, lineterminator="\n")

@@ -122,3 +122,30 @@ def test_impossible_data_configs_fail_before_training(corpus, cache, tmp_path, c
     assert err.count("\n") == 1 and "Traceback" not in err
     assert main(["train", "--from", str(tmp_path / "missing.json"), "--depth", "2"]) == 2
     assert "--from reruns" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_the_last_step_and_says_how_to_resume(corpus, cache, tmp_path):
+    """A sweep being stopped or SLURM's time limit sends SIGTERM: the run ends like Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "movelab", "train", "--depth", "2", "--width", "32", "--heads", "1",
+         "--vocab-size", "320", "--seq-len", "32", "--batch-size", "4", "--tokens", str(4 * 32 * 5000),
+         "--evals", "100", "--corpus", corpus, "--cache-dir", str(cache), "--out", str(out),
+         "--threads", "1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--resume" in err and "Traceback" not in err
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert json.loads(saved["loop_state"])["step"] >= 50
+    assert not (out / "result.json").exists()

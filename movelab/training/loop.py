@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from movelab.accounting import analytic_costs
 from movelab.config import ConfigError
 from movelab.data import TokenData, prepare_text_data
 from movelab.model import GPT
-from movelab.training import record
+from movelab.training import distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
 
@@ -36,16 +39,19 @@ def evaluate(model: GPT, data: TokenData, x: torch.Tensor, y: torch.Tensor) -> t
     """(bits per byte, nats per token) over fixed validation windows. Bits per byte: summed
     nats over the target tokens divided by ln 2 times the UTF-8 bytes they decode to (SPEC);
     document separators decode to no bytes, so they are left out of both sums (as nanochat
-    does). Nats per token averages over every target."""
+    does). Nats per token averages over every target. Under torchrun each rank scores every
+    world_size-th batch of windows and the sums are added over the ranks."""
     model.eval()
     text_nats = all_nats = 0.0
     with torch.no_grad():
-        for i in range(0, len(x), EVAL_BATCH):
+        for i in range(distributed.rank() * EVAL_BATCH, len(x),
+                       distributed.world_size() * EVAL_BATCH):
             targets = y[i:i + EVAL_BATCH]
             nats = model(x[i:i + EVAL_BATCH], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
             text_nats += nats[data.target_bytes(targets) > 0].sum().item()
     model.train()
+    text_nats, all_nats = distributed.sum_over_ranks(text_nats, all_nats)
     return text_nats / (math.log(2) * data.bytes_of(y)), all_nats / y.numel()
 
 
@@ -53,8 +59,9 @@ def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool)
     """Check what `out_dir` holds; return True when there is a checkpoint to resume."""
     result, checkpoint = out_dir / record.RESULT, out_dir / record.CHECKPOINT
     if force:
-        for path in (result, checkpoint, out_dir / record.CURVE):
-            path.unlink(missing_ok=True)
+        if distributed.is_main():  # the files are rank 0's
+            for path in (result, checkpoint, out_dir / record.CURVE):
+                path.unlink(missing_ok=True)
         return False
     if result.exists():
         raise RunError(f"{out_dir} already holds a finished run ({record.RESULT}); pass --force "
@@ -69,21 +76,50 @@ def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool)
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
           progress: bool | None = None, cache_dir: Path | None = None) -> dict:
-    """Train `run` and write its record into `out_dir`; returns the result dict."""
-    out_dir = Path(out_dir)
+    """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
+    torchrun, every rank calls this with the same arguments: the ranks split each global batch
+    (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
+    alone reports and writes the record."""
+    with distributed.process_group(), _sigterm_as_interrupt():
+        return _train(run, Path(out_dir), resume, force, progress, cache_dir)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, SLURM's time limit, a sweep being stopped) ends the run like Ctrl-C: the
+    last completed step is checkpointed, so --resume loses nothing."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: bool | None,
+           cache_dir: Path | None) -> dict:
+    cfg, tcfg = run.model, run.train
+    distributed.check_batch_size(tcfg.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     has_checkpoint = prepare_out_dir(out_dir, run, resume=resume, force=force)
     bar_on_tty = sys.stderr.isatty() if progress is None else progress
-    cfg, tcfg = run.model, run.train
+    quiet = not distributed.is_main()  # one rank reports
 
-    data = prepare_text_data(tcfg.corpus, cfg.vocab_size, cache_dir, progress=bar_on_tty)
+    with distributed.main_first():  # rank 0 fills the data cache, the others read it
+        data = prepare_text_data(tcfg.corpus, cfg.vocab_size, cache_dir, progress=bar_on_tty)
     if data.vocab_size != cfg.vocab_size:
         raise ConfigError(f"the tokenizer of {tcfg.corpus} has {data.vocab_size} tokens but the "
                           f"model expects {cfg.vocab_size}; pass --vocab-size {data.vocab_size}")
-    val_x, val_y = data.val_windows(cfg.seq_len)  # fails early if the split is too short
+    device = distributed.device()
+    val_x, val_y = (t.to(device) for t in data.val_windows(cfg.seq_len))  # fails early if short
 
     torch.manual_seed(tcfg.seed)
-    model = GPT(cfg)
+    model = GPT(cfg).to(device)
     optimizers = build_optimizers(model, tcfg)
     rng = np.random.default_rng(tcfg.seed)
     costs = analytic_costs(cfg)
@@ -110,15 +146,19 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
                 resumed_under["git_commit"])
 
     def checkpoint():
+        if quiet:
+            return
         record.save_checkpoint(out_dir, {
             "config_hash": run.hash(), "model": model.state_dict(),
             "optimizers": [o.state_dict() for o in optimizers],
             "data_rng": json.dumps(rng.bit_generator.state), "loop_state": json.dumps(state)})
 
-    record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
-                                                       "config_hash": run.hash()})
-    bar = tqdm(total=total_steps, initial=state["step"], unit="step", disable=not bar_on_tty,
-               dynamic_ncols=True, desc=cfg.label)
+    if not quiet:
+        record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
+                                                           "config_hash": run.hash()})
+    stepper = distributed.wrap(model)  # the model itself in a single process
+    bar = tqdm(total=total_steps, initial=state["step"], unit="step",
+               disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
     session_start, session_start_step = time.perf_counter(), state["step"]
     last_checkpoint, wall_before = session_start, state["wall_seconds"]
     updating = False
@@ -127,10 +167,11 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
             x, y = data.train_batch(rng, tcfg.batch_size, cfg.seq_len)
             updating = True
             set_lr(optimizers, lr_multiplier(state["step"], total_steps, tcfg))
-            loss = model(x, y)
-            if not math.isfinite(loss.item()):
+            loss = stepper(distributed.local_rows(x), distributed.local_rows(y))
+            global_loss = distributed.average(loss.detach()).item()  # the same on every rank
+            if not math.isfinite(global_loss):
                 raise RunError(
-                    f"the loss became {loss.item()} at step {state['step'] + 1}; "
+                    f"the loss became {global_loss} at step {state['step'] + 1}; "
                     + (f"the last good checkpoint is {out_dir / record.CHECKPOINT} (step "
                        f"{state['curve'][-1]['step']}); " if state["curve"] else "")
                     + "lower --lr / --embedding-lr or raise --warmup-frac and start over (--force)")
@@ -141,7 +182,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
                 optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             updating = False
-            state["train_losses"].append(loss.item())
+            state["train_losses"].append(global_loss)
             state["wall_seconds"] = wall_before + time.perf_counter() - session_start
             bar.update()
             if state["step"] in eval_steps:
@@ -158,7 +199,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
                     1e-9, time.perf_counter() - session_start)
                 bar.set_postfix(loss=f"{state['curve'][-1]['train_loss']:.3f}",
                                 bpb=f"{val_bpb:.4f}", tok_s=f"{rate:,.0f}")
-                if not bar_on_tty:
+                if not (quiet or bar_on_tty):
                     eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
                     print(f"{cfg.label}: step {state['step']}/{total_steps} tokens {tokens:,} "
                           f"train_loss {state['curve'][-1]['train_loss']:.4f} val_bpb "
@@ -190,8 +231,10 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
         "val_tokens": val_y.numel(), "data": data.describe(),
         "wall_seconds": state["wall_seconds"],
         "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
-        **state["environment"], "started_at": state["started_at"], "ended_at": record.now()}
-    record.write_curve(out_dir, state["curve"])
-    record.write_result(out_dir, result)
-    (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
+        **state["environment"], "device": device.type, "world_size": distributed.world_size(),
+        "started_at": state["started_at"], "ended_at": record.now()}
+    if not quiet:
+        record.write_curve(out_dir, state["curve"])
+        record.write_result(out_dir, result)
+        (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
     return result
