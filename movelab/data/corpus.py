@@ -8,6 +8,9 @@ Specs:
                     Hugging Face hub and cached
   fineweb-edu:PATH  local FineWeb-Edu parquet shards (one file, or a folder searched recursively
                     for *.parquet; `text` column), the first `max_docs` documents in path order
+  pydocs            the Python 3.11 documentation of Debian's python3.11-doc package (HTML pages
+                    under /usr/share/doc/python3.11/html), one document per page, code included
+  pydocs:PATH       a folder of Sphinx HTML pages (searched recursively), one document per page
 
 Every document gets the same light normalisation (line ends, trailing spaces, runs of blank lines).
 The split is by whole document and the same on every run: the VAL_FRACTION of documents whose key
@@ -25,6 +28,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from itertools import islice
 from pathlib import Path
 
@@ -40,7 +44,7 @@ FINEWEB_REPO, FINEWEB_CONFIG = "HuggingFaceFW/fineweb-edu", "sample-10BT"
 FINEWEB_DOWNLOAD = (f"hf download {FINEWEB_REPO} --repo-type dataset "
                     "--include 'sample/10BT/000_*.parquet' --local-dir DIR")  # ~2 GB, one shard
 TEXT_SUFFIXES = {".txt", ".md"}
-SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH"
+SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH, pydocs, pydocs:PATH"
 
 WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WIKI_CLEANING_VERSION = 2  # bump when the cleaning below changes, so cached articles are re-parsed
@@ -53,6 +57,19 @@ UNPAIRED_EMPHASIS = re.compile(r"'{2,}")  # '' or ''' whose partner the parser d
 SPACE_RUN = re.compile(r"[ \t]{2,}")
 BLANK_LINE_RUN = re.compile(r"\n{3,}")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+PYDOCS_PACKAGE = "python3.11-doc"
+PYDOCS_DIR = Path("/usr/share/doc/python3.11/html")  # where that Debian package puts the pages
+PYDOCS_CLEANING_VERSION = 1  # bump when the HTML-to-text conversion below changes
+PYDOCS_SKIPPED_PAGES = re.compile(r"genindex.*|py-modindex|search")  # file stems: no running text
+PYDOCS_DROPPED_TAGS = {"script", "style", "nav"}  # nav: a page's local table of contents
+PYDOCS_DROPPED_CLASSES = {"headerlink", "toctree-wrapper"}  # the ¶ permalinks, lists of subpages
+PYDOCS_PARAGRAPH_TAGS = {"p", "pre", "div", "section", "aside", "blockquote", "table", "ul", "ol",
+                         "dl", "h1", "h2", "h3", "h4", "h5", "h6"}
+PYDOCS_LINE_TAGS = {"br", "li", "dt", "dd", "tr"}
+PYDOCS_CELL_TAGS = {"td", "th"}
+SEPARATORS = ("", " ", " | ", "\n", "\n\n")  # weakest first: of those waiting, the strongest wins
+WHITESPACE_RUN = re.compile(r"\s+")
 
 
 @dataclass
@@ -75,6 +92,9 @@ def load_corpus(spec: str, cache_dir: Path, *, max_docs: int = FINEWEB_MAX_DOCS,
         return Corpus(spec, *split_documents(load_wiki_articles(Path(cache_dir), progress)))
     if kind == "text" and path:
         return Corpus(spec, *split_documents(read_text_documents(Path(path).expanduser())))
+    if kind == "pydocs":
+        pages = load_pydocs_pages(pydocs_folder(path), Path(cache_dir), progress)
+        return Corpus(spec, *split_documents(pages))
     if kind == "fineweb-edu":
         if path:
             texts = read_parquet_texts(Path(path).expanduser(), max_docs)
@@ -269,3 +289,160 @@ def load_streamed_fineweb(cache_dir: Path, max_docs: int, progress: bool) -> lis
                         f"a parquet shard ({FINEWEB_DOWNLOAD}) and pass fineweb-edu:DIR") from None
     write_json_atomically(cached, texts)
     return texts
+
+
+# --- pydocs ------------------------------------------------------------------------------------
+
+def pydocs_folder(path: str) -> Path:
+    """The folder of HTML pages: PATH if given, else the installed python3.11-doc package's."""
+    if not path:
+        if not PYDOCS_DIR.is_dir():
+            raise DataError(f"the `pydocs` corpus is the Python documentation of Debian's "
+                            f"{PYDOCS_PACKAGE} package, which is not installed (no {PYDOCS_DIR}): "
+                            f"apt-get install {PYDOCS_PACKAGE}, or give pydocs:PATH with a folder "
+                            "of HTML pages")
+        return PYDOCS_DIR
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"pydocs:{folder} is not a folder; give pydocs:PATH with a folder of HTML "
+                        "pages")
+    return folder
+
+
+def pydocs_pages(folder: Path) -> list[str]:
+    """Relative paths of the folder's .html pages (searched recursively), the general index,
+    module index and search pages left out."""
+    pages = sorted(file.relative_to(folder).as_posix() for file in folder.rglob("*.html")
+                   if not PYDOCS_SKIPPED_PAGES.fullmatch(file.stem))
+    if not pages:
+        raise DataError(f"pydocs:{folder} has no .html pages; give pydocs:PATH with a folder of "
+                        "HTML pages")
+    return pages
+
+
+def load_pydocs_pages(folder: Path, cache_dir: Path, progress: bool) -> list[tuple[str, str]]:
+    """(relative path, plain text) of every page with text; parsed once, then read from the cache
+    (keyed by the pages' paths and bytes)."""
+    pages = pydocs_pages(folder)
+    content = hashlib.sha256()
+    for page in pages:
+        content.update(page.encode() + b"\0" + (folder / page).read_bytes())
+    cached = (cache_dir / "corpora"
+              / f"pydocs-{content.hexdigest()[:12]}-clean{PYDOCS_CLEANING_VERSION}.json")
+    if cached.is_file():
+        return [(page, text) for page, text in json.loads(cached.read_text(encoding="utf-8"))]
+    texts = ((page, html_main_text(read_utf8(folder / page)))
+             for page in tqdm(pages, desc="cleaning pydocs pages", unit="page",
+                              disable=not progress))
+    documents = [(page, text) for page, text in texts if text]
+    if not documents:
+        raise DataError(f"no page in pydocs:{folder} has text in an element with role=\"main\" "
+                        "(where Sphinx puts the page body); give pydocs:PATH with Sphinx HTML")
+    write_json_atomically(cached, documents)
+    return documents
+
+
+def html_main_text(html: str) -> str:
+    """The plain text of a page's main element (see MainText), normalised."""
+    parser = MainText()
+    parser.feed(html)
+    parser.close()
+    return normalize_document("".join(parser.pieces))
+
+
+class MainText(HTMLParser):
+    """Collects the text of the element with role="main" (the body of a Sphinx page, without the
+    navigation, sidebars, header and footer around it).
+
+    Whitespace is collapsed as a browser does, except in <pre>: code blocks are kept as they are,
+    prompts and output included, as code is a large part of what the documentation says. Blocks
+    are separated by blank lines, list items and definition terms by line breaks; a table row is
+    one line with " | " between its cells. Scripts, styles, local tables of contents, lists of
+    subpages and the ¶ permalinks are left out. Entities arrive decoded (convert_charrefs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = ElementScope()
+        self.dropped = ElementScope()
+        self.in_pre = False
+        self.cell_depth = 0
+        self.pieces: list[str] = []
+        self.separator = ""  # goes before the next text, unless that text comes first
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.main.start(tag, attributes.get("role") == "main")
+        if not self.main:
+            return
+        classes = set((attributes.get("class") or "").split())
+        self.dropped.start(tag, tag in PYDOCS_DROPPED_TAGS
+                           or not classes.isdisjoint(PYDOCS_DROPPED_CLASSES))
+        if self.dropped:
+            return
+        if tag in PYDOCS_CELL_TAGS:
+            self.cell_depth += 1
+        self.in_pre = self.in_pre or tag == "pre"
+        self.separate_block(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.main and not self.dropped:
+            self.separate_block(tag)
+            if tag in PYDOCS_CELL_TAGS:
+                self.cell_depth -= 1
+            self.in_pre = self.in_pre and tag != "pre"
+        self.dropped.end(tag)
+        self.main.end(tag)
+
+    def handle_data(self, data: str) -> None:
+        if not self.main or self.dropped:
+            return
+        if self.in_pre:
+            self.write(data)
+            return
+        text = WHITESPACE_RUN.sub(" ", data)
+        if text.startswith(" "):
+            self.separate(" ")
+        if text.strip():
+            self.write(text.strip())
+        if text.endswith(" "):
+            self.separate(" ")
+
+    def separate_block(self, tag: str) -> None:
+        """The break at a block element's start or end (a space inside table cells)."""
+        if tag in PYDOCS_CELL_TAGS:
+            self.separate(" | ")
+        elif tag in PYDOCS_PARAGRAPH_TAGS:
+            self.separate(" " if self.cell_depth else "\n\n")
+        elif tag in PYDOCS_LINE_TAGS:
+            self.separate(" " if self.cell_depth else "\n")
+
+    def separate(self, separator: str) -> None:
+        self.separator = max(self.separator, separator, key=SEPARATORS.index)
+
+    def write(self, text: str) -> None:
+        if self.pieces:
+            self.pieces.append(self.separator)
+        self.pieces.append(text)
+        self.separator = ""
+
+
+class ElementScope:
+    """Whether a parser is inside one element, told by counting the elements of the same tag
+    nested in it (HTML leaves other tags unclosed: <p>, <li>, <br>)."""
+
+    def __init__(self) -> None:
+        self.tag, self.depth = "", 0
+
+    def start(self, tag: str, opens: bool) -> None:
+        """A start tag; `opens`: this element is the one to follow (when not inside one yet)."""
+        if self.depth and tag == self.tag:
+            self.depth += 1
+        elif not self.depth and opens:
+            self.tag, self.depth = tag, 1
+
+    def end(self, tag: str) -> None:
+        if self.depth and tag == self.tag:
+            self.depth -= 1
+
+    def __bool__(self) -> bool:
+        return self.depth > 0
