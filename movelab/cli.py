@@ -1,4 +1,4 @@
-"""Command line: `movelab flops | train | sweep ...` (also `python -m movelab ...`).
+"""Command line: `movelab flops | train | sweep | demo | bench ...` (also `python -m movelab`).
 
 Bad input (an impossible config, a missing dataset) ends with one line naming the problem and
 the fix, and exit status 2; no traceback.
@@ -144,8 +144,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
     d = TrainConfig(tokens=1)
     g = parser.add_argument_group("data and horizon")
-    g.add_argument("--corpus", help="wiki (default; offline, ships in gensim's wheel), text:PATH "
-                                    "(a file or folder of .txt/.md), fineweb-edu[:PARQUET_DIR]")
+    g.add_argument("--corpus", help="wiki (default; offline, ships in gensim's wheel), pydocs "
+                                    "(Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
+                                    "text:PATH (a file or folder of .txt/.md), "
+                                    "fineweb-edu[:PARQUET_DIR]")
     h = g.add_mutually_exclusive_group()
     h.add_argument("--tokens", type=int, metavar="N",
                    help=f"train on N tokens (default {DEFAULT_TOKENS:,})")
@@ -175,7 +177,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                    help="rerun a recorded run (its result.json or run.json): same config and seed")
     g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     g.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    g.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: all cores; with --from, the recorded run's)")
     g.add_argument("--cache-dir", type=Path,
                    help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     g.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
@@ -208,8 +211,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from movelab.training.loop import train
 
     run = run_config_from_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads
+    if threads is None and args.from_record is not None:  # a rerun sums floats as the run did
+        threads = json.loads(args.from_record.read_text()).get("threads")
+    if threads:
+        torch.set_num_threads(threads)
     out = args.out or Path("runs") / run.hash()
     result = train(run, out, resume=args.resume, force=args.force,
                    progress=False if args.no_progress else None, cache_dir=args.cache_dir)
@@ -247,6 +253,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
     except RuntimeError as err:
         raise UsageError(str(err)) from None
     print(f"\n{format_table(runs_csv)}\n\nrows: {runs_csv}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from movelab.bench import DEFAULT_PRESETS, DEFAULT_VARIANTS, format_bench, run_bench
+
+    def listed(values):  # repeatable flags that also take comma lists
+        return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+    rows = run_bench(listed(args.preset) or DEFAULT_PRESETS,
+                     listed(args.variants) or DEFAULT_VARIANTS,
+                     batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
+                     warmup=args.warmup, threads=args.threads, device=args.device,
+                     compile=args.compile, matmul_size=args.matmul_size,
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps([asdict(row) for row in rows], indent=1) if args.json else format_bench(rows))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,6 +357,40 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scratch folder (default ./scratch; committed results are untouched)")
     demo.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
     demo.set_defaults(func=cmd_demo)
+
+    from movelab.training.config import TrainConfig
+
+    bench = sub.add_parser(
+        "bench", help="training-step speed, memory and MFU of the value paths side by side "
+                      "(a benchmark on random tokens, no corpus)",
+        description="Time training steps (forward, backward, optimizer) of every preset x "
+                    "variant on random tokens with the real optimizers; report tokens/s, peak "
+                    "memory, model-FLOP utilisation against a matmul peak measured in the same "
+                    "run, and each variant's step time over the standard model's next to its "
+                    "analytic FLOP ratio (goal: MoVE x1-x8 within 5 points). The standard model "
+                    "is always included as the baseline.",
+        epilog="examples:\n  movelab bench\n"
+               "  movelab bench --preset cpu-d2 --variants \"standard,move x4\" --steps 5\n"
+               "  movelab bench --preset gpu-d12 --device cuda --compile --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("--preset", action="append", metavar="NAME",
+                       help="repeatable or a comma list (default: cpu-d4,cpu-d8)")
+    bench.add_argument("--variants", action="append", metavar="LIST",
+                       help="comma list in the sweep's language, e.g. \"standard,lave x1,move "
+                            "x4,move M=8\" (default: standard, lave x1, x2, move x1, x2, x4, x8)")
+    bench.add_argument("--batch-size", type=int,
+                       help=f"sequences per step (default {TrainConfig.batch_size})")
+    bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")
+    bench.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    bench.add_argument("--compile", action="store_true",
+                       help="also time torch.compile(model) and its speedup over eager")
+    bench.add_argument("--matmul-size", type=int, default=2048, metavar="N",
+                       help="the peak is timed on fp32 N x N matmuls (default 2048)")
+    bench.add_argument("--json", action="store_true", help="print the rows as JSON")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,346 @@
+"""`movelab bench`: what each value path costs in wall-clock time, next to what it costs in FLOPs.
+
+For every preset and variant a model trains on synthetic random tokens with the real optimizers
+(`build_optimizers`) and the training loop's gradient clipping. After warmup steps, each timed
+step is split into forward, backward and optimizer (clipping, optimizer steps, zeroing the
+gradients); the table reports medians over the timed steps. Alongside:
+
+  tokens/s     batch x seq_len / median step time
+  MFU          analytic training FLOPs per token (SPEC: 6 x active + 12 L d_kv T) x tokens/s,
+               over a matmul peak measured in the same run (best of several square fp32
+               matmuls, same device and thread count)
+  peak memory  bytes of live tensors at their peak during one extra step after the timed ones
+               (parameters, gradients, optimizer state, activations): CUDA's
+               max_memory_allocated, or on the CPU the tensors alive before the step plus the
+               running sum of the torch profiler's allocation records. Not the resident set:
+               on the CPU that depends on what earlier rows left in malloc's free lists
+  ratios       step time over the standard model's at the same preset and mode, next to the
+               analytic FLOP ratio; the issue's goal: MoVE x1 to x8 spends at most 5 percentage
+               points more wall-clock overhead than FLOP overhead
+
+A benchmark, not a test: the numbers belong to the machine and its load when they were taken.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from movelab.accounting import analytic_costs
+from movelab.config import ConfigError, ModelConfig, build_config
+from movelab.model import GPT
+from movelab.sweep import parse_variant
+from movelab.training.config import TrainConfig
+from movelab.training.optim import build_optimizers
+
+DEFAULT_PRESETS = ("cpu-d4", "cpu-d8")
+DEFAULT_VARIANTS = ("standard", "lave x1", "lave x2", "move x1", "move x2", "move x4", "move x8")
+GOAL_DENSITIES = (1, 8)     # MoVE densities the overhead goal applies to, inclusive
+GOAL_SLACK_POINTS = 5.0     # wall-clock overhead may exceed the FLOP overhead by this much
+MATMUL_REPS = 5
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """One model's training steps: medians over the timed steps, in seconds."""
+
+    step: float
+    forward: float
+    backward: float
+    optimizer: float
+    first_step: float                # the very first step (under torch.compile, it compiles)
+    peak_memory_bytes: int
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    preset: str
+    variant: str
+    label: str
+    value_path: str
+    density: float | None
+    mode: str                        # "eager" or "compiled"
+    device: str
+    threads: int
+    torch_version: str
+    batch_size: int
+    seq_len: int
+    steps: int
+    warmup: int
+    matmul_size: int
+    matmul_peak_flops: float         # FLOP/s
+    memory_method: str
+    flops_per_token_train: int
+    flop_ratio: float                # flops_per_token_train over the standard model's
+    # measurements: None in a row whose torch.compile failed
+    step_seconds: float | None = None
+    forward_seconds: float | None = None
+    backward_seconds: float | None = None
+    optimizer_seconds: float | None = None
+    first_step_seconds: float | None = None  # untimed; under torch.compile it compiles
+    tokens_per_second: float | None = None
+    mfu: float | None = None
+    peak_memory_bytes: int | None = None
+    step_ratio: float | None = None  # step time over the standard model's, same preset and mode
+    overhead_gap_points: float | None = None  # 100 x (step_ratio - flop_ratio)
+    goal: str | None = None          # PASS / FAIL for MoVE x1 to x8
+    speedup: float | None = None     # compiled rows: eager step time over compiled
+    error: str | None = None         # compiled rows: why torch.compile failed
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def measure_matmul_peak(size: int = 2048, reps: int = MATMUL_REPS, device="cpu") -> float:
+    """FLOP/s of the fastest of `reps` fp32 (size x size) @ (size x size) matmuls, after one
+    untimed warmup, on the current thread count."""
+    device = torch.device(device)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        start = _clock(device)
+        a @ b
+        best = min(best, _clock(device) - start)
+    return 2 * size**3 / best
+
+
+def memory_method(device) -> str:
+    if torch.device(device).type == "cuda":
+        return "torch.cuda.max_memory_allocated over one extra training step"
+    return ("peak bytes of live tensors over one extra training step (parameters, optimizer "
+            "state and batch, plus the torch profiler's records of what the step allocates)")
+
+
+def _peak_memory(step, device: torch.device, resident: list[torch.Tensor]) -> int:
+    """Peak bytes of tensors while `step()` runs; on the CPU, `resident` are those alive before."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        return torch.cuda.max_memory_allocated(device)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # else the profiler logs each start and stop
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as profile:
+        step()
+    allocations = sorted((e for e in profile.profiler.kineto_results.events()
+                          if e.name() == "[memory]"), key=lambda e: e.start_ns())
+    live = peak = 0
+    for event in allocations:  # frees are negative
+        live += event.nbytes()
+        peak = max(peak, live)
+    return sum(t.untyped_storage().nbytes() for t in resident) + peak
+
+
+def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
+                  device="cpu", compile: bool = False) -> StepTimes:
+    """Train `cfg` for warmup + steps steps on one batch of random tokens and time the last
+    `steps`; then one more step for the peak memory."""
+    device = torch.device(device)
+    model = GPT(cfg).to(device)
+    optimizers = build_optimizers(model, TrainConfig(tokens=1))
+    grad_clip = TrainConfig.grad_clip
+    if compile:
+        torch.compiler.reset()  # a fresh cache per model, below dynamo's recompile limit
+    stepper = torch.compile(model) if compile else model
+    tokens = torch.randint(cfg.vocab_size, (batch_size, cfg.seq_len + 1),
+                           generator=torch.Generator().manual_seed(0)).to(device)
+    x, y = tokens[:, :-1], tokens[:, 1:]
+
+    def step() -> tuple[float, float, float]:
+        """One training step; its (forward, backward, optimizer) seconds."""
+        t0 = _clock(device)
+        loss = stepper(x, y)
+        t1 = _clock(device)
+        loss.backward()
+        t2 = _clock(device)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return t1 - t0, t2 - t1, _clock(device) - t2
+
+    phases = [step() for _ in range(warmup + steps)]
+    timed = phases[warmup:]
+    optimizer_state = [value for optimizer in optimizers for state in optimizer.state.values()
+                       for value in state.values() if torch.is_tensor(value)]
+    return StepTimes(
+        step=statistics.median(sum(p) for p in timed),
+        forward=statistics.median(p[0] for p in timed),
+        backward=statistics.median(p[1] for p in timed),
+        optimizer=statistics.median(p[2] for p in timed),
+        first_step=sum(phases[0]),
+        peak_memory_bytes=_peak_memory(step, device, [*model.parameters(), *model.buffers(),
+                                                      *optimizer_state, tokens]))
+
+
+def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size: int | None = None,
+              seq_len: int | None = None, steps: int = 10, warmup: int = 3,
+              threads: int | None = None, device: str = "cpu", compile: bool = False,
+              matmul_size: int = 2048, log=None) -> list[BenchRow]:
+    """Bench every preset x variant (the standard model is always included, as the baseline of
+    the ratios), eager and, with `compile`, under torch.compile too. Configs are checked before
+    anything is timed; `log` (e.g. print) hears about each row as it is done."""
+    batch_size = TrainConfig.batch_size if batch_size is None else batch_size
+    for name, value, least in (("--batch-size", batch_size, 1), ("--steps", steps, 1),
+                               ("--warmup", warmup, 0),
+                               ("--threads", 1 if threads is None else threads, 1),
+                               ("--matmul-size", matmul_size, 1)):
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but this torch sees no CUDA device; use --device cpu")
+    parsed = dict(parse_variant(v) for v in ["standard", *variants])  # label -> model fields
+    plan = [(preset, label, build_config(preset, seq_len=seq_len, **fields))
+            for preset in dict.fromkeys(presets) for label, fields in parsed.items()]
+    modes = ("eager", "compiled") if compile else ("eager",)
+
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        matmul_peak = measure_matmul_peak(matmul_size, device=device)
+        rows = []
+        for preset, label, cfg in plan:
+            for mode in modes:
+                row = BenchRow(
+                    preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
+                    density=cfg.density, mode=mode, device=device,
+                    threads=torch.get_num_threads(), torch_version=torch.__version__,
+                    batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
+                    matmul_size=matmul_size, matmul_peak_flops=matmul_peak,
+                    memory_method=memory_method(device),
+                    flops_per_token_train=analytic_costs(cfg).flops_per_token_train,
+                    flop_ratio=1.0)
+                rows.append(_measured(row, cfg))
+                if log:
+                    log(f"bench: {format_progress(rows[-1])}")
+    finally:
+        torch.set_num_threads(threads_before)
+    return with_ratios(rows)
+
+
+def _measured(row: BenchRow, cfg: ModelConfig) -> BenchRow:
+    """`row` with the measurements of `cfg` filled in (or, under torch.compile, its error)."""
+    try:
+        times = bench_variant(cfg, batch_size=row.batch_size, steps=row.steps,
+                              warmup=row.warmup, device=row.device,
+                              compile=row.mode == "compiled")
+    except Exception as err:  # torch.compile fails in many ways (no compiler, unsupported op)
+        if row.mode != "compiled":
+            raise
+        reason = (str(err).strip().splitlines() or [""])[0]
+        return replace(row, error=f"compile failed: {type(err).__name__}: {reason}"[:200])
+    tokens_per_second = row.batch_size * row.seq_len / times.step
+    return replace(
+        row, step_seconds=times.step, forward_seconds=times.forward,
+        backward_seconds=times.backward, optimizer_seconds=times.optimizer,
+        first_step_seconds=times.first_step, tokens_per_second=tokens_per_second,
+        mfu=row.flops_per_token_train * tokens_per_second / row.matmul_peak_flops,
+        peak_memory_bytes=times.peak_memory_bytes)
+
+
+def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
+    """Fill in each row's ratios to the standard row of its preset and mode, the overhead
+    goal, and (compiled rows) the speedup over the same variant in eager mode."""
+    standard = {(r.preset, r.mode): r for r in rows if r.variant == "standard"}
+    eager = {(r.preset, r.variant): r for r in rows if r.mode == "eager"}
+    done = []
+    for row in rows:
+        base = standard[row.preset, row.mode]
+        flop_ratio = row.flops_per_token_train / base.flops_per_token_train
+        row = replace(row, flop_ratio=flop_ratio)
+        if row.step_seconds is not None and base.step_seconds is not None:
+            step_ratio = row.step_seconds / base.step_seconds
+            gap = 100 * (step_ratio - flop_ratio)
+            row = replace(row, step_ratio=step_ratio, overhead_gap_points=gap,
+                          goal=_goal(row, gap))
+        if row.mode == "compiled" and row.step_seconds is not None:
+            row = replace(row, speedup=eager[row.preset, row.variant].step_seconds
+                          / row.step_seconds)
+        done.append(row)
+    return done
+
+
+def _goal(row: BenchRow, gap_points: float) -> str | None:
+    if row.value_path != "move" or not GOAL_DENSITIES[0] <= row.density <= GOAL_DENSITIES[1]:
+        return None
+    return "PASS" if gap_points <= GOAL_SLACK_POINTS else "FAIL"
+
+
+def format_progress(row: BenchRow) -> str:
+    name = f"{row.preset} {row.variant} ({row.mode})"
+    if row.error:
+        return f"{name}: {row.error}"
+    return f"{name}: {1e3 * row.step_seconds:.1f} ms/step, {row.tokens_per_second:,.0f} tok/s"
+
+
+def bench_command(rows: list[BenchRow]) -> str:
+    """The command line that repeats these rows' measurements."""
+    first = rows[0]
+    presets = ",".join(dict.fromkeys(r.preset for r in rows))
+    variants = ",".join(dict.fromkeys(r.variant for r in rows))
+    parts = [f"movelab bench --preset {presets} --variants \"{variants}\"",
+             f"--batch-size {first.batch_size}"]
+    if len({r.seq_len for r in rows}) == 1:
+        parts.append(f"--seq-len {first.seq_len}")
+    parts += [f"--steps {first.steps} --warmup {first.warmup} --threads {first.threads}",
+              f"--device {first.device} --matmul-size {first.matmul_size}"]
+    if any(r.mode == "compiled" for r in rows):
+        parts.append("--compile")
+    return " ".join(parts)
+
+
+def format_bench(rows: list[BenchRow]) -> str:
+    first = rows[0]
+    seq_lens = "/".join(str(n) for n in dict.fromkeys(r.seq_len for r in rows))
+    lines = [
+        f"$ {bench_command(rows)}",
+        f"torch {first.torch_version}, device {first.device}, {first.threads} threads; matmul "
+        f"peak {first.matmul_peak_flops / 1e9:.1f} GFLOP/s (fp32 {first.matmul_size}^2 x "
+        f"{first.matmul_size}^2, best of {MATMUL_REPS})",
+        f"peak memory: {first.memory_method}",
+        f"medians of {first.steps} timed steps after {first.warmup} warmup steps, batch "
+        f"{first.batch_size} x seq_len {seq_lens}; opt = clipping + optimizer steps + "
+        "zero_grad", ""]
+    header = (f"{'preset':<9}{'variant':<13}{'mode':<9}{'step ms':>9}{'fwd':>8}{'bwd':>8}"
+              f"{'opt':>8}{'tok/s':>9}{'MFU':>7}{'peak MiB':>9}{'time x':>8}{'FLOP x':>8}"
+              f"{'gap pt':>8}  {'goal':<5} notes")
+    lines += [header, "-" * len(header)]
+    for i, r in enumerate(rows):
+        if i and r.preset != rows[i - 1].preset:
+            lines.append("")
+        start = f"{r.preset:<9}{r.variant:<13}{r.mode:<9}"
+        if r.error:
+            lines.append(f"{start}  {r.error}")
+            continue
+        notes = ""
+        if r.mode == "compiled":
+            notes = f"{r.speedup:.2f}x eager; first step (compiling) {r.first_step_seconds:.1f} s"
+        lines.append(
+            f"{start}{1e3 * r.step_seconds:>9.1f}{1e3 * r.forward_seconds:>8.1f}"
+            f"{1e3 * r.backward_seconds:>8.1f}{1e3 * r.optimizer_seconds:>8.1f}"
+            f"{r.tokens_per_second:>9,.0f}{100 * r.mfu:>6.1f}%{r.peak_memory_bytes / 2**20:>9.1f}"
+            f"{_maybe(r.step_ratio, '.3f'):>8}{r.flop_ratio:>8.3f}"
+            f"{_maybe(r.overhead_gap_points, '+.1f'):>8}  {r.goal or '':<5} {notes}".rstrip())
+    lines += ["",
+              "time x: step time / the standard model's (same preset, mode); FLOP x: analytic "
+              "train FLOPs/token / the standard's",
+              "(6N + attention; MoVE's slot contraction is outside it); gap pt: 100 x (time x - "
+              f"FLOP x); goal: MoVE x{GOAL_DENSITIES[0]}-x{GOAL_DENSITIES[1]} PASS when gap "
+              f"<= {GOAL_SLACK_POINTS:+g}",
+              "MFU: train FLOPs/token x tok/s / matmul peak; tok/s: batch x seq_len / median "
+              "step time"]
+    return "\n".join(lines)
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -1,0 +1,160 @@
+"""`movelab bench`: the rows are complete and consistent with their definitions. No speed
+assertions: speed goals belong to the benchmark's output, not to the tests."""
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from movelab import bench
+from movelab.accounting import analytic_costs
+from movelab.bench import BenchRow, format_bench, run_bench
+from movelab.cli import main
+from movelab.config import build_config
+from movelab.sweep import parse_variant
+
+TINY = dict(batch_size=2, seq_len=16, steps=5, warmup=1, threads=1, matmul_size=128)
+VARIANTS = ["lave x1", "move x1", "move x4"]
+TINY_CLI = ["--preset", "cpu-d2", "--batch-size", "1", "--seq-len", "8", "--steps", "1",
+            "--warmup", "0", "--threads", "1", "--matmul-size", "64"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads of tiny models on a busy machine spend their time waiting on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def rows(one_thread) -> list[BenchRow]:
+    return run_bench(["cpu-d2"], VARIANTS, **TINY)
+
+
+def by_variant(rows):
+    return {r.variant: r for r in rows}
+
+
+def test_every_variant_gets_a_complete_row_after_the_standard_baseline(rows):
+    assert [r.variant for r in rows] == ["standard", *VARIANTS]
+    for r in rows:
+        assert (r.preset, r.mode, r.device, r.error) == ("cpu-d2", "eager", "cpu", None)
+        assert (r.batch_size, r.seq_len, r.steps, r.warmup, r.threads) == (2, 16, 5, 1, 1)
+        for name in ("step_seconds", "forward_seconds", "backward_seconds", "optimizer_seconds",
+                     "first_step_seconds", "tokens_per_second", "mfu", "matmul_peak_flops",
+                     "peak_memory_bytes", "step_ratio", "flop_ratio"):
+            assert getattr(r, name) > 0, name
+        assert r.overhead_gap_points is not None
+
+
+def test_threads_are_restored_after_the_run():
+    torch.set_num_threads(2)
+    try:
+        rows = run_bench(["cpu-d2"], ["standard"], **{**TINY, "steps": 1})
+        assert rows[0].threads == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_standard_ratio_is_exactly_one(rows):
+    standard = by_variant(rows)["standard"]
+    assert standard.step_ratio == 1.0 and standard.flop_ratio == 1.0
+    assert standard.overhead_gap_points == 0.0 and standard.goal is None
+
+
+def test_ratios_follow_their_definitions(rows):
+    standard_cfg = build_config("cpu-d2", seq_len=16)
+    standard = by_variant(rows)["standard"]
+    for r in rows:
+        cfg = build_config("cpu-d2", seq_len=16, **parse_variant(r.variant)[1])
+        assert r.flops_per_token_train == analytic_costs(cfg).flops_per_token_train
+        assert r.flop_ratio == pytest.approx(analytic_costs(cfg).flops_per_token_train
+                                             / analytic_costs(standard_cfg).flops_per_token_train)
+        assert r.step_ratio == pytest.approx(r.step_seconds / standard.step_seconds)
+        assert r.overhead_gap_points == pytest.approx(100 * (r.step_ratio - r.flop_ratio))
+    move, lave = by_variant(rows)["move x4"], by_variant(rows)["lave x1"]
+    assert move.flop_ratio > 1
+    assert move.goal == ("PASS" if move.overhead_gap_points <= 5 else "FAIL")
+    assert lave.goal is None
+
+
+def test_step_time_splits_into_forward_backward_and_optimizer(monkeypatch):
+    # a clock on which every forward takes 1 s, backward 2 s and the optimizer 3 s: on a loaded
+    # machine the median phases of real steps need not add up to the median step
+    ticks = itertools.accumulate(itertools.cycle([0.5, 1.0, 2.0, 3.0]))
+    monkeypatch.setattr(bench, "_clock", lambda device: next(ticks))
+    times = bench.bench_variant(build_config("cpu-d2", seq_len=16), batch_size=2, steps=3,
+                                warmup=1)
+    assert (times.forward, times.backward, times.optimizer) == (1, 2, 3)
+    assert times.step == times.first_step == 6
+
+
+def test_no_phase_median_exceeds_the_step_median(rows):
+    for r in rows:
+        assert max(r.forward_seconds, r.backward_seconds, r.optimizer_seconds) <= r.step_seconds
+
+
+def test_throughput_and_mfu_follow_their_definitions(rows):
+    for r in rows:
+        assert r.tokens_per_second == pytest.approx(r.batch_size * r.seq_len / r.step_seconds)
+        assert r.mfu == pytest.approx(r.flops_per_token_train * r.tokens_per_second
+                                      / r.matmul_peak_flops)
+
+
+def test_peak_memory_holds_weights_optimizer_state_and_the_bank(rows):
+    standard, move = by_variant(rows)["standard"], by_variant(rows)["move x4"]
+    params = analytic_costs(build_config("cpu-d2", seq_len=16)).params_total
+    assert standard.peak_memory_bytes >= 3 * 4 * params  # weights and two AdamW moments, fp32
+    bank = analytic_costs(build_config("cpu-d2", seq_len=16, value_path="move",
+                                       density=4)).params["move_bank"]
+    assert move.peak_memory_bytes - standard.peak_memory_bytes >= 3 * 4 * bank
+
+
+def test_table_shows_environment_and_every_row(rows):
+    table = format_bench(rows)
+    header = table.splitlines()[:3]
+    assert header[0].startswith("$ movelab bench --preset cpu-d2 --variants \"standard,lave x1")
+    assert torch.__version__ in header[1] and "matmul peak" in header[1]
+    assert "peak memory" in header[2]
+    for variant in ["standard", *VARIANTS]:
+        assert f"cpu-d2   {variant}" in table
+    assert ("PASS" in table) or ("FAIL" in table)
+
+
+def test_failed_compile_is_reported_in_its_row(monkeypatch):
+    def no_compiler(model):
+        raise RuntimeError("no C++ compiler\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    rows = run_bench(["cpu-d2"], ["move x1"], compile=True, **{**TINY, "steps": 1})
+    assert [(r.variant, r.mode) for r in rows] == [("standard", "eager"), ("standard", "compiled"),
+                                                   ("move x1", "eager"), ("move x1", "compiled")]
+    compiled = [r for r in rows if r.mode == "compiled"]
+    assert all(r.error == "compile failed: RuntimeError: no C++ compiler" for r in compiled)
+    assert all(r.step_seconds is None and r.speedup is None for r in compiled)
+    assert "compile failed: RuntimeError" in format_bench(rows)
+
+
+def test_json_lists_the_rows(capsys):
+    assert main(["bench", *TINY_CLI, "--variants", "move x1", "--variants", "lave x1,move x2",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    records = json.loads(captured.out)
+    assert [r["variant"] for r in records] == ["standard", "move x1", "lave x1", "move x2"]
+    assert set(records[0]) == set(BenchRow.__dataclass_fields__)
+    assert "bench: cpu-d2 move x2 (eager)" in captured.err  # progress goes to stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--variants", "standard,move x?"], "cannot read variant 'move x?'"),
+    (["--preset", "cpu-d4,cpu-d5"], "unknown preset 'cpu-d5'"),
+    (["--steps", "0"], "--steps must be at least 1"),
+])
+def test_bad_input_fails_with_one_line_and_status_2(capsys, argv, message):
+    assert main(["bench", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "\n" not in captured.err.strip()
+    assert captured.out == ""
