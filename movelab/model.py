@@ -219,8 +219,8 @@ class GPT(nn.Module):
         linears = [m for m in self.modules() if isinstance(m, nn.Linear)]
         tables = [m for m in self.modules() if isinstance(m, nn.Embedding) and m is not self.embed]
         cfg = self.cfg
-        routed = [b.attn.value_mix for b in self.blocks if isinstance(b.attn.value_mix, MoveMix)]
-        slot_contraction = sum(2 * cfg.slots * cfg.d_kv for _ in routed)
+        routed_layers = sum(isinstance(b.attn.value_mix, MoveMix) for b in self.blocks)
+        slot_contraction = routed_layers * 2 * (cfg.slots or 0) * cfg.d_kv
         # lookups per forward: the bank once, a LaVE table once per layer that owns it
         gathered = sum(m.embedding_dim for m in tables)
         return Costs.build(
