@@ -35,6 +35,8 @@ from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.model import GPT
 from movelab.sweep import parse_variant
 from movelab.training.config import TrainConfig
+from movelab.training.device import autocast, precision
+from movelab.training.device import choose as choose_device
 from movelab.training.optim import build_optimizers
 
 DEFAULT_PRESETS = ("cpu-d4", "cpu-d8")
@@ -65,6 +67,7 @@ class BenchRow:
     density: float | None
     mode: str                        # "eager" or "compiled"
     device: str
+    precision: str                   # fp32 on the CPU; bf16 autocast on CUDA
     threads: int
     torch_version: str
     batch_size: int
@@ -99,10 +102,12 @@ def _clock(device: torch.device) -> float:
 
 
 def measure_matmul_peak(size: int = 2048, reps: int = MATMUL_REPS, device="cpu") -> float:
-    """FLOP/s of the fastest of `reps` fp32 (size x size) @ (size x size) matmuls, after one
-    untimed warmup, on the current thread count."""
+    """FLOP/s of the fastest of `reps` (size x size) @ (size x size) matmuls, after one untimed
+    warmup, on the current thread count; in the precision training uses there (fp32 on the CPU,
+    bf16 on CUDA)."""
     device = torch.device(device)
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    dtype = torch.bfloat16 if precision(device) == "bf16" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
     best = float("inf")
     for _ in range(reps):
@@ -156,7 +161,8 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
     def step() -> tuple[float, float, float]:
         """One training step; its (forward, backward, optimizer) seconds."""
         t0 = _clock(device)
-        loss = stepper(x, y)
+        with autocast(device):
+            loss = stepper(x, y)
         t1 = _clock(device)
         loss.backward()
         t2 = _clock(device)
@@ -196,8 +202,7 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda, but this torch sees no CUDA device; use --device cpu")
+    chosen = choose_device(device)  # on CUDA: TF32 on, and the steps run under bf16 autocast
     parsed = dict(parse_variant(v) for v in ["standard", *variants])  # label -> model fields
     plan = [(preset, label, build_config(preset, seq_len=seq_len, **fields))
             for preset in dict.fromkeys(presets) for label, fields in parsed.items()]
@@ -214,6 +219,7 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
                 row = BenchRow(
                     preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
                     density=cfg.density, mode=mode, device=device,
+                    precision=precision(chosen),
                     threads=torch.get_num_threads(), torch_version=torch.__version__,
                     batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
                     matmul_size=matmul_size, matmul_peak_flops=matmul_peak,
@@ -305,7 +311,7 @@ def format_bench(rows: list[BenchRow]) -> str:
     lines = [
         f"$ {bench_command(rows)}",
         f"torch {first.torch_version}, device {first.device}, {first.threads} threads; matmul "
-        f"peak {first.matmul_peak_flops / 1e9:.1f} GFLOP/s (fp32 {first.matmul_size}^2 x "
+        f"peak {first.matmul_peak_flops / 1e9:.1f} GFLOP/s ({first.precision} {first.matmul_size}^2 x "
         f"{first.matmul_size}^2, best of {MATMUL_REPS})",
         f"peak memory: {first.memory_method}",
         f"medians of {first.steps} timed steps after {first.warmup} warmup steps, batch "

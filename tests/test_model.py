@@ -128,3 +128,37 @@ def test_memory_paths_learn_their_tables():
         model(tokens, tokens).backward()
         memory = [p for n, p in model.named_parameters() if "table" in n or "bank" in n]
         assert memory and all(p.grad is not None and p.grad.abs().sum() > 0 for p in memory)
+
+
+@pytest.mark.parametrize("gate_standard", [True, False])
+def test_fast_bank_gradient_equals_plain_autograd(gate_standard):
+    """The fast path (each layer records (g, dy); the bank's gradient is one matmul at the
+    bottom of the stack) computes the loss and every parameter's gradient that plain autograd
+    does, and leaves nothing behind for the next backward."""
+    def loss_and_grads(fast: bool, tokens, targets):
+        torch.manual_seed(0)
+        model = GPT(tiny("move", depth=4, density=2, gate_standard=gate_standard))
+        randomise_(model)
+        model.fast_bank_gradient = fast
+        loss = model(tokens, targets)
+        loss.backward()
+        return loss, {n: p.grad for n, p in model.named_parameters()}
+
+    tokens, targets = torch.randint(0, VOCAB, (2, 3, SEQ))
+    fast_loss, fast = loss_and_grads(True, tokens, targets)
+    plain_loss, plain = loss_and_grads(False, tokens, targets)
+    assert torch.equal(fast_loss, plain_loss)
+    assert fast.keys() == plain.keys() and fast["bank.weight"].abs().max() > 0
+    for name in fast:
+        torch.testing.assert_close(fast[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_fast_bank_gradient_accumulates_over_backward_calls():
+    """Two forward/backward passes without zeroing add their bank gradients, as autograd does."""
+    model = GPT(tiny("move", density=2))
+    randomise_(model)
+    tokens = torch.randint(0, VOCAB, (2, SEQ))
+    model(tokens, tokens).backward()
+    once = model.bank.weight.grad.clone()
+    model(tokens, tokens).backward()
+    torch.testing.assert_close(model.bank.weight.grad, 2 * once)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from movelab.config import ConfigError
+from movelab.training import device as chosen_device
 
 
 @contextmanager
@@ -52,9 +53,10 @@ def is_main() -> bool:
 
 
 def device() -> torch.device:
+    """This rank's GPU under NCCL, else the process's chosen device (movelab.training.device)."""
     if dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    return chosen_device.chosen()
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -66,7 +68,7 @@ def check_batch_size(batch_size: int) -> None:
 
 def local_rows(batch: torch.Tensor) -> torch.Tensor:
     """This rank's slice of a global batch, on its device."""
-    return batch.chunk(world_size())[rank()].to(device())
+    return chosen_device.to_device(batch.chunk(world_size())[rank()], device())
 
 
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
