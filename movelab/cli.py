@@ -46,12 +46,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                       help="move ablation: fix the standard path's gate g0 at 1")
 
 
-def config_from_args(args: argparse.Namespace) -> ModelConfig:
+def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
+                     seq_len: int | None = None) -> ModelConfig:
+    """The model of the flags; vocab_size and seq_len are defaults that the flags override."""
     density = args.density
     if density is not None and float(density).is_integer():
         density = int(density)
     return build_config(args.preset, depth=args.depth, width=args.width, heads=args.heads,
-                        vocab_size=args.vocab_size, seq_len=args.seq_len,
+                        vocab_size=args.vocab_size if args.vocab_size is not None else vocab_size,
+                        seq_len=args.seq_len if args.seq_len is not None else seq_len,
                         value_path=args.value_path or "standard", density=density, slots=args.slots,
                         gate_standard=args.gate_standard)
 
@@ -136,18 +139,27 @@ MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "va
 TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
                "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
                "grad_clip", "evals", "seed")
+IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
+               "fid_samples")
 DEFAULT_TOKENS = 1_000_000
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     from movelab.training.config import OPTIMIZERS, TrainConfig
 
+    from movelab.training.config import ImageConfig
+
     d = TrainConfig(tokens=1)
     g = parser.add_argument_group("data and horizon")
-    g.add_argument("--corpus", help="wiki (default; offline, ships in gensim's wheel), pydocs "
-                                    "(Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
+    g.add_argument("--task", choices=("text", "image"),
+                   help="text (default) or image: class-conditional generation of Fashion-MNIST "
+                        "codes (sets --corpus fashion-mnist and the vocabulary and context of "
+                        "the image tokens: 523 and 49 at the defaults)")
+    g.add_argument("--corpus", help="text: wiki (default; offline, ships in gensim's wheel), "
+                                    "pydocs (Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
                                     "text:PATH (a file or folder of .txt/.md), "
-                                    "fineweb-edu[:PARQUET_DIR]")
+                                    "fineweb-edu[:PARQUET_DIR]; image: fashion-mnist (default) "
+                                    "or fashion-mnist:IDX_DIR")
     h = g.add_mutually_exclusive_group()
     h.add_argument("--tokens", type=int, metavar="N",
                    help=f"train on N tokens (default {DEFAULT_TOKENS:,})")
@@ -171,6 +183,20 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
     g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
     g.add_argument("--seed", type=int, help="init and batch order (default 0)")
+    i = ImageConfig()
+    g = parser.add_argument_group("image task (--task image)")
+    g.add_argument("--patch", type=int, help=f"tokenizer tile size (default {i.patch}: 7x7 codes)")
+    g.add_argument("--codebook-size", type=int,
+                   help=f"tokenizer codes K; vocabulary K + 11 (default {i.codebook_size})")
+    g.add_argument("--label-dropout", type=float,
+                   help=f"share of training images with the null class (default {i.label_dropout:g})")
+    g.add_argument("--cfg-scale", type=float,
+                   help=f"classifier-free guidance s: uncond + s (cond - uncond); 1: none "
+                        f"(default {i.cfg_scale:g})")
+    g.add_argument("--temperature", type=float, help=f"sampling temperature (default {i.temperature:g})")
+    g.add_argument("--top-k", type=int, help="sample from the k most likely codes (default: all)")
+    g.add_argument("--fid-samples", type=int,
+                   help=f"images generated for FID and class accuracy (default {i.fid_samples})")
     g = parser.add_argument_group("run")
     g.add_argument("--out", type=Path, help="run directory (default runs/<config hash>)")
     g.add_argument("--from", dest="from_record", type=Path, metavar="JSON",
@@ -185,10 +211,12 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config_from_args(args: argparse.Namespace):
-    from movelab.training.config import RunConfig, TrainConfig
+    from movelab.training.config import (IMAGE_CORPUS, ImageConfig, RunConfig, TrainConfig,
+                                         is_image_corpus)
 
     if args.from_record is not None:
-        given = [f for f in MODEL_FLAGS + TRAIN_FLAGS if getattr(args, f) is not None]
+        given = [f for f in MODEL_FLAGS + TRAIN_FLAGS + IMAGE_FLAGS + ("task",)
+                 if getattr(args, f) is not None]
         if given:
             raise UsageError(f"--from reruns a recorded config as it is; drop "
                              f"{', '.join('--' + f.replace('_', '-') for f in given)}")
@@ -202,7 +230,23 @@ def run_config_from_args(args: argparse.Namespace):
     chosen = {f: getattr(args, f) for f in TRAIN_FLAGS if getattr(args, f) is not None}
     if not {"tokens", "tokens_per_param", "flops"} & set(chosen):
         chosen["tokens"] = DEFAULT_TOKENS
-    return RunConfig(config_from_args(args), TrainConfig(**chosen))
+    image_flags = {f: getattr(args, f) for f in IMAGE_FLAGS if getattr(args, f) is not None}
+    task = args.task or ("image" if is_image_corpus(chosen.get("corpus", "")) else "text")
+    if task == "text":
+        if is_image_corpus(chosen.get("corpus", "")):
+            raise UsageError(f"--corpus {chosen['corpus']} is image data; use --task image")
+        if image_flags:
+            raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in image_flags)} "
+                             "apply to --task image")
+        return RunConfig(config_from_args(args), TrainConfig(**chosen))
+    chosen.setdefault("corpus", IMAGE_CORPUS)
+    if not is_image_corpus(chosen["corpus"]):
+        raise UsageError(f"--task image trains on {IMAGE_CORPUS} or {IMAGE_CORPUS}:IDX_DIR, not "
+                         f"--corpus {chosen['corpus']}")
+    image = ImageConfig(**image_flags)
+    model = config_from_args(args, vocab_size=image.layout.vocab_size,
+                             seq_len=image.layout.seq_len)
+    return RunConfig(model, TrainConfig(**chosen), image)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -220,9 +264,34 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train(run, out, resume=args.resume, force=args.force,
                    progress=False if args.no_progress else None, cache_dir=args.cache_dir)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        print(f"{result['label']}: val_bpb {result['val_bpb']:.4f} (best "
-              f"{result['val_bpb_best']:.4f}) after {result['tokens_seen']:,} tokens, "
-              f"{result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; record in {out}")
+        print(f"{result['label']}: {result_summary(result)} after {result['tokens_seen']:,} "
+              f"tokens, {result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; "
+              f"record in {out}")
+
+
+def result_summary(result: dict) -> str:
+    """The headline numbers of a run's record, e.g. 'val_bpb 2.3061 (best 2.3050)'."""
+    if result.get("task") == "image":
+        return (f"bits_per_token {result['bits_per_token']:.4f}, FID {result['fid']:.2f} and "
+                f"class accuracy {result['class_accuracy']:.3f} on {result['fid_samples']:,} "
+                f"samples at cfg scale {result['cfg_scale']:g}")
+    return f"val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f})"
+
+
+def cmd_cfg_scale(args: argparse.Namespace) -> None:
+    import torch
+
+    from movelab.images.guidance import choose_cfg_scale, format_scales
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        scales = [float(x) for x in args.scales.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--scales takes numbers separated by commas, not {args.scales!r}") from None
+    rows = choose_cfg_scale(args.run_dir, scales, samples=args.samples, seed=args.seed,
+                            cache_dir=args.cache_dir)
+    print(json.dumps(rows, indent=1) if args.json else format_scales(rows))
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -296,17 +365,38 @@ def build_parser() -> argparse.ArgumentParser:
     flops.set_defaults(func=cmd_flops)
 
     train = sub.add_parser(
-        "train", help="train one model on text and write its result record",
-        description="Train one model (any preset, value path and density) on a text corpus; "
-                    "validation bits per byte along the way; a result.json and curve.csv in "
-                    "--out; checkpoints so that --resume continues a stopped run.",
+        "train", help="train one model on text or images and write its result record",
+        description="Train one model (any preset, value path and density) on a text corpus "
+                    "(validation bits per byte along the way) or, with --task image, on "
+                    "Fashion-MNIST codes (bits per image token, then FID, class accuracy and "
+                    "samples.png from sampled images); a result.json and curve.csv in --out; "
+                    "checkpoints so that --resume continues a stopped run.",
         epilog="examples:\n  movelab train --preset cpu-d2 --value-path move --density 4 "
-               "--tokens 2000000\n  movelab train --from results/<sweep>/runs/<id>/result.json "
-               "--out /tmp/rerun",
+               "--tokens 2000000\n  movelab train --task image --preset cpu-d4 --value-path move "
+               "--density 4 --tokens-per-param 2 --batch-size 32\n"
+               "  movelab train --from results/<sweep>/runs/<id>/result.json --out /tmp/rerun",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(train)
     add_train_args(train)
     train.set_defaults(func=cmd_train)
+
+    cfg_scale = sub.add_parser(
+        "cfg-scale", help="choose the classifier-free guidance scale of a trained image run",
+        description="Sample a finished image run (its model.pt) at several guidance scales and "
+                    "print FID and class accuracy at each. FID here is against 10k *training* "
+                    "images, so the choice never looks at the test set that runs are scored on.",
+        epilog="example:\n  movelab cfg-scale runs/<id> --scales 1,1.5,2,3 --samples 2000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cfg_scale.add_argument("run_dir", type=Path, help="a finished image run (result.json, model.pt)")
+    cfg_scale.add_argument("--scales", default="1,1.5,2,3", help="comma list (default 1,1.5,2,3)")
+    cfg_scale.add_argument("--samples", type=int, default=2000,
+                           help="generated images per scale (default 2000)")
+    cfg_scale.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    cfg_scale.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    cfg_scale.add_argument("--cache-dir", type=Path,
+                           help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
+    cfg_scale.add_argument("--json", action="store_true", help="print the rows as JSON")
+    cfg_scale.set_defaults(func=cmd_cfg_scale)
 
     from movelab.sweep import EXECUTORS, JobOptions
 

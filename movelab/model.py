@@ -10,6 +10,9 @@ Value paths, per attention layer l, head h, position t, token x_t:
 where h is the normed block input, T_l a per-layer table (V, d_kv) and E one bank (V, M, d_kv)
 gathered once per forward and shared by all layers.
 
+Generation: `forward(tokens, cache=KVCache())` runs the same code on new positions only, with
+rotary angles offset by the positions cached and each layer's keys and mixed values appended.
+
 The model counts its own parameters (by group) and FLOPs structurally: every nn.Linear is an
 active matmul, every table a zero-FLOP lookup. `movelab.accounting` derives the same numbers
 from the config alone; the tests hold the two (and torch's FLOP counters) equal.

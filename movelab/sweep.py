@@ -7,9 +7,12 @@ results/<sweep>/submitit/.
 sweep.toml:
     description = "..."
     [train]                  # TrainConfig fields shared by every run (corpus, batch_size, ...)
+    [image]                  # image sweeps (corpus = "fashion-mnist"): ImageConfig fields
+                             #   (cfg_scale, fid_samples, ...); vocab_size and seq_len follow
     [budget]                 # one rule for the whole sweep:
     tokens_per_param = 1.0   #   tokens = this x active params of the *standard* model at that
-                             #   depth, so every value path at a depth sees the same tokens
+                             #   depth, so every value path at a depth sees the same tokens;
+                             #   or tokens = N: N tokens for every run
     [[group]]                # any number of groups; a run listed twice is trained once
     name = "grid"
     depths = [2, 4]
@@ -35,7 +38,7 @@ from typing import Callable
 
 from movelab.accounting import PARAM_GROUPS, analytic_costs
 from movelab.config import ConfigError, build_config
-from movelab.training.config import RunConfig, TrainConfig
+from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
 
 RUNS_CSV_COLUMNS = (
     "run_id", "task", "groups", "variant", "label", "value_path", "depth", "width", "n_heads",
@@ -47,7 +50,9 @@ RUNS_CSV_COLUMNS = (
     "tokens_seen", "train_flops", "train_flops_matmul", "epochs", "steps",
     "val_bpb", "val_bpb_best", "val_loss", "train_loss",
     "wall_seconds", "tokens_per_second", "threads", "git_commit", "git_dirty", "torch_version",
-    "corpus", "corpus_hash", "started_at", "ended_at")
+    "corpus", "corpus_hash", "started_at", "ended_at",
+    # image runs only (empty for text): results/README.md
+    "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 EXECUTORS = ("subprocess", "local", "slurm")
 POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
 VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
@@ -124,22 +129,33 @@ def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{spec_path} is not valid TOML: {err}") from None
     train_defaults = spec.get("train", {})
-    ratio = spec.get("budget", {}).get("tokens_per_param")
-    if ratio is None:
-        raise ConfigError(f"{spec_path} needs [budget] tokens_per_param = R")
+    budget = spec.get("budget", {})
+    if len({"tokens_per_param", "tokens"} & set(budget)) != 1:
+        raise ConfigError(f"{spec_path} needs one rule in [budget]: tokens_per_param = R (R x the "
+                          "standard model's active parameters at each depth) or tokens = N (N at "
+                          "every depth)")
+    image, shape = None, {}
+    if is_image_corpus(train_defaults.get("corpus", TrainConfig.corpus)):
+        image = ImageConfig.from_dict(spec.get("image", {}))
+        shape = {"vocab_size": image.layout.vocab_size, "seq_len": image.layout.seq_len}
+    elif "image" in spec:
+        raise ConfigError(f"{spec_path} has an [image] table but its corpus is text; set "
+                          "[train] corpus = \"fashion-mnist\" or drop the table")
     planned: dict[str, PlannedRun] = {}
     for group in spec.get("group", []):
         for depth in group["depths"]:
-            base = {k: v for k, v in group.get("model", {}).items()}
+            base = {**shape, **group.get("model", {})}
             standard = build_config(depth=depth, **base)
             batch_tokens = train_defaults.get("batch_size", TrainConfig.batch_size) * standard.seq_len
-            tokens = round(ratio * analytic_costs(standard).params_active / batch_tokens) * batch_tokens
+            wanted = budget.get("tokens") or (budget["tokens_per_param"]
+                                              * analytic_costs(standard).params_active)
+            tokens = round(wanted / batch_tokens) * batch_tokens
             for variant in group["variants"]:
                 label, fields = parse_variant(variant)
                 model = build_config(**{"depth": depth, **base, **_model_args(fields)})
                 for seed in group.get("seeds", [0]):
                     run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
-                        tokens, batch_tokens), "seed": seed}))
+                        tokens, batch_tokens), "seed": seed}), image)
                     entry = planned.setdefault(run.hash(), PlannedRun(run, label))
                     if group["name"] not in entry.groups:
                         entry.groups.append(group["name"])
@@ -187,10 +203,17 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
     start, how = starter(sweep, executor, threads_per_job, options)
     log(f"{sweep.name}: {len(todo)} runs to train ({_done(sweep)} done), "
         f"{jobs or 'all'} at a time {how}")
-    from movelab.data import prepare_text_data  # once here, not in every job at the same time
+    from movelab.training.loop import prepare_data  # once here, not in every job at the same time
 
-    for corpus, vocab in sorted({(p.run.train.corpus, p.run.model.vocab_size) for p in todo}):
-        prepare_text_data(corpus, vocab, progress=sys.stderr.isatty())
+    prepared = set()
+    for planned in todo:
+        run = planned.run
+        key = (run.train.corpus, run.model.vocab_size, run.image)
+        if key not in prepared:
+            prepared.add(key)
+            data = prepare_data(run, progress=sys.stderr.isatty())
+            if run.task == "image":
+                data.evaluator()  # trains the FID classifier once, before any job needs it
     running: list[tuple[PlannedRun, Callable[[], int | None], float]] = []
     failures, last_report, at_once = 0, time.time(), jobs or len(todo)
     while todo or running:
@@ -210,7 +233,7 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
             if status == 0:
                 result = json.loads((sweep.run_dir(planned) / "result.json").read_text())
                 log(f"  done   {planned.run_id}  d{planned.run.model.depth} {planned.variant}: "
-                    f"val_bpb {result['val_bpb']:.4f} in {time.time() - started:.0f}s")
+                    f"{headline(result)} in {time.time() - started:.0f}s")
                 consolidate(sweep)
             else:
                 failures += 1
@@ -223,6 +246,13 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
             last_report = time.time()
     consolidate(sweep)
     return failures
+
+
+def headline(result: dict) -> str:
+    if result.get("task") == "image":
+        return (f"bits_per_token {result['bits_per_token']:.4f} FID {result['fid']:.2f} "
+                f"class accuracy {result['class_accuracy']:.3f}")
+    return f"val_bpb {result['val_bpb']:.4f}"
 
 
 def _done(sweep: Sweep) -> int:

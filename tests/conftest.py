@@ -29,3 +29,37 @@ def cache(tmp_path_factory):
     return tmp_path_factory.getbasetemp() / "cache"
 
 
+
+
+@pytest.fixture(scope="session")
+def fashion_subset(tmp_path_factory):
+    """A folder of IDX files holding the first 3000 training and 600 test images of the real
+    Fashion-MNIST (for `--corpus fashion-mnist:FOLDER`); skips when the dataset is absent."""
+    import gzip
+    import struct
+
+    from movelab.images.data import (FASHION_MNIST_DIR, FASHION_MNIST_FILES,
+                                     FASHION_MNIST_PACKAGE, load_fashion_mnist)
+
+    if not FASHION_MNIST_DIR.is_dir():
+        pytest.skip(f"Debian's {FASHION_MNIST_PACKAGE} package is not installed (no "
+                    f"{FASHION_MNIST_DIR}): apt-get install {FASHION_MNIST_PACKAGE}")
+    data = load_fashion_mnist(FASHION_MNIST_DIR)
+    folder = tmp_path_factory.mktemp("fashion-subset")
+    for field, (name, _) in FASHION_MNIST_FILES.items():
+        array = getattr(data, field)[:3000 if field.startswith("train") else 600]
+        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+            f">{array.ndim}I", *array.shape)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(header + array.tobytes()))
+    return folder
+
+
+@pytest.fixture
+def tiny_classifier(monkeypatch):
+    """FID's classifier swapped for a tiny one that trains in a second (cached under its own key)."""
+    from movelab.images import classifier
+
+    tiny = classifier.ClassifierConfig(channels=(4, 8), hidden=16, epochs=2, batch_size=64,
+                                       train_images=2000, max_shift=0)
+    monkeypatch.setattr(classifier, "DEFAULT_CLASSIFIER", tiny)
+    return tiny

@@ -11,7 +11,7 @@ from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, parse_variant, run_sweep
 TINY_MODEL = 'model = {width = 32, heads = 1, vocab_size = 320, seq_len = 32}'
 
 
-def write_sweep(root, corpus, body):
+def write_sweep(root, corpus, body, budget="tokens_per_param = 0.2"):
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / "sweep.toml").write_text(f"""
 description = "test"
@@ -20,7 +20,7 @@ corpus = "{corpus}"
 batch_size = 4
 evals = 2
 [budget]
-tokens_per_param = 0.2
+{budget}
 {body}
 """)
     return load_sweep("tiny", root)
@@ -59,6 +59,24 @@ variants = ["standard"]
         assert abs(runs[0].run.train.tokens - expected) <= 4 * 32 / 2
     shared = [p for p in sweep.runs if p.groups == ["grid", "seeds"]]
     assert len(shared) == 1 and shared[0].run.train.seed == 0
+
+
+@pytest.mark.parametrize("budget", ["", "tokens = 1000\ntokens_per_param = 1.0"])
+def test_a_sweep_needs_exactly_one_budget_rule(tmp_path, budget):
+    with pytest.raises(ConfigError, match="needs one rule in \\[budget\\]"):
+        write_sweep(tmp_path, "wiki", f"[[group]]\nname = 'g'\ndepths = [2]\n"
+                                      f"variants = ['standard']\n{TINY_MODEL}", budget)
+
+
+def test_a_fixed_token_budget_is_the_same_at_every_depth(tmp_path):
+    sweep = write_sweep(tmp_path, "wiki", f"""
+[[group]]
+name = "grid"
+depths = [2, 4]
+variants = ["standard", "move x2"]
+{TINY_MODEL}
+""", budget="tokens = 3000")
+    assert {p.run.train.tokens for p in sweep.runs} == {2944}  # the nearest whole number of batches (23 x 4 x 32)
 
 
 def test_a_tiny_sweep_trains_what_is_missing_and_consolidates(tmp_path, corpus, cache, monkeypatch):

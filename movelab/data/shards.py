@@ -37,6 +37,12 @@ class TokenData:
     tokenizer: Tokenizer
     train_bytes: int  # UTF-8 bytes of each split's text
     val_bytes: int
+    task = "text"  # what the training loop reads (class attribute, not a field)
+
+    @property
+    def epoch_tokens(self) -> int:
+        """Tokens in one pass over the training split."""
+        return len(self.train_tokens)
 
     def train_batch(self, rng: np.random.Generator, batch_size: int,
                     seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

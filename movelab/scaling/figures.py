@@ -133,6 +133,23 @@ def fig_ablations(df, *, depth: int = 6) -> Figure:
 
 
 @_styled
+def fig_image_scaling(df) -> Figure:
+    """(g) The image sweep: bits per image token, FID and the samples' class accuracy against
+    training FLOPs per value path (top), and bits per token and FID against MoVE slots at each
+    depth (bottom)."""
+    fig, axes = _panels(3, nrows=2, width=4.4, height=3.6)
+    for ax, column in zip(axes[:3], ("bits_per_token", "fid", "class_accuracy")):
+        plot.plot_metric_vs_compute(ax, df, column)
+    for ax, column in zip(axes[3:5], ("bits_per_token", "fid")):
+        plot.plot_metric_vs_slots(ax, df, column)
+    axes[5].set_axis_off()
+    axes[1].set_yscale("log")
+    fig.suptitle(f"Image scaling (Fashion-MNIST codes), {len(df)} runs; compute in training "
+                 f"FLOPs, {plot.FLOPS_CONVENTION}")
+    return fig
+
+
+@_styled
 def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: int = BOOTSTRAP,
                        start_grid: dict = QUICK_START_GRID) -> Figure:
     """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),

@@ -30,7 +30,9 @@ REQUIRED_COLUMNS = ("groups", "variant", "value_path", "depth", "width", "slots"
 TEXT_COLUMNS = ("run_id", "task", "groups", "variant", "label", "value_path", "git_commit",
                 "torch_version", "corpus", "corpus_hash")
 FLOAT_COLUMNS = ("density", "epochs", "val_bpb", "val_bpb_best", "val_loss", "train_loss",
-                 "wall_seconds", "tokens_per_second")
+                 "wall_seconds", "tokens_per_second",
+                 # image runs only, empty (NaN) on text rows
+                 "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 BOOL_COLUMNS = ("gate_standard", "git_dirty")
 TIME_COLUMNS = ("started_at", "ended_at")
 PATH_NAMES = {"standard": "standard", "lave": "LaVE", "move": "MoVE"}

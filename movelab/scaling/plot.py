@@ -330,3 +330,55 @@ def plot_recovery(ax: Axes, recovery: pd.DataFrame, parameter: str) -> Axes:
     ax.set(title=f"synthetic recovery: {parameter}")
     ax.legend(fontsize="x-small")
     return ax
+
+
+IMAGE_METRICS = {"bits_per_token": "bits per image token (test)",
+                 "fid": "FID (classifier features, vs test)",
+                 "class_accuracy": "class accuracy of samples"}
+
+
+def plot_metric_vs_compute(ax: Axes, df: pd.DataFrame, column: str,
+                           ylabel: str | None = None) -> Axes:
+    """An image metric of the main-grid runs (seed 0) against training FLOPs, a line per value
+    path; the seed repeats as small dots at their depth."""
+    runs = df.dropna(subset=[column])
+    grid = main_rows(runs)
+    if grid.empty:
+        return note(ax, f"no runs with {column} yet")
+    labels = label_order(runs["path_label"])
+    colors = label_colors(labels)
+    for label in labels:
+        points = grid[grid["path_label"] == label].sort_values("train_flops")
+        ax.plot(points["train_flops"], points[column], "o-", ms=4, lw=1, color=colors[label],
+                label=label)
+        repeats = runs[(runs["path_label"] == label) & runs["in_seeds"] & (runs["seed"] != 0)]
+        ax.scatter(repeats["train_flops"], repeats[column], s=9, color=colors[label], alpha=0.6)
+    _log_x(ax, runs["train_flops"], xlabel=f"training FLOPs ({FLOPS_CONVENTION})",
+           ylabel=ylabel or IMAGE_METRICS.get(column, column))
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_metric_vs_slots(ax: Axes, df: pd.DataFrame, column: str,
+                         ylabel: str | None = None) -> Axes:
+    """An image metric of MoVE runs against slots M, a line per depth (seed means, every seed a
+    dot), with each depth's standard run as a dashed line in the same colour."""
+    runs = main_rows(df.dropna(subset=[column]), all_seeds=True)
+    move = runs[runs["value_path"] == "move"]
+    if move.empty:
+        return note(ax, f"no MoVE runs with {column} yet")
+    depths = sorted(runs["depth"].unique())
+    palette = dict(zip(depths, sns.color_palette("crest", len(depths))))
+    for depth in depths:
+        at = move[move["depth"] == depth]
+        means = at.groupby("slots")[column].mean()
+        ax.plot(means.index, means.to_numpy(), "-", lw=1, color=palette[depth], label=f"d{depth}")
+        ax.scatter(at["slots"], at[column], s=12, color=palette[depth], zorder=3)
+        standard = runs[(runs["depth"] == depth) & (runs["path_label"] == "standard")][column]
+        if len(standard):
+            ax.axhline(standard.mean(), color=palette[depth], lw=0.8, ls="--")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="MoVE slots M", ylabel=ylabel or IMAGE_METRICS.get(column, column),
+           title="MoVE by slots (dashed: standard at that depth)")
+    ax.legend(fontsize="x-small")
+    return ax

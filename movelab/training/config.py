@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash
+from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
+
+
+def is_image_corpus(corpus: str) -> bool:
+    return corpus == IMAGE_CORPUS or corpus.startswith(IMAGE_CORPUS + ":")
 
 
 @dataclass(frozen=True)
@@ -63,24 +69,98 @@ class TrainConfig(DictConfig):
         return max(1, math.ceil(tokens / tokens_per_step))
 
 
+@dataclass(frozen=True)
+class ImageConfig(DictConfig):
+    """What an image run needs besides TrainConfig: the tokenizer, label dropout, and how it is
+    sampled and scored after training (movelab.images.layout documents the token layout)."""
+
+    patch: int = 4                  # tokenizer tiles: 28 / patch codes per side
+    codebook_size: int = 512        # K codes; the vocabulary is K + 11 (10 classes, null)
+    label_dropout: float = 0.1      # share of training sequences whose class token is null
+    # classifier-free guidance: logits = uncond + cfg_scale * (cond - uncond); 1 is no guidance.
+    # 1.75 had the lowest FID of 1, 1.25, 1.5, 1.75, 2, 3 on a d4 model, two sampling seeds
+    # (`movelab cfg-scale`, FID against training images; docs/research-log.md, 2026-11-26)
+    cfg_scale: float = 1.75
+    temperature: float = 1.0
+    top_k: int | None = None        # sample from the k most likely codes only (None: all)
+    fid_samples: int = 10_000       # generated images scored against the 10k test images
+
+    def __post_init__(self):
+        if not isinstance(self.patch, int) or self.patch < 1 or IMAGE_SIZE % self.patch:
+            divisors = [p for p in range(1, IMAGE_SIZE) if IMAGE_SIZE % p == 0]
+            raise ConfigError(f"--patch must divide the image size {IMAGE_SIZE}: one of "
+                              f"{divisors}, got {self.patch!r}")
+        if not isinstance(self.codebook_size, int) or not 2 <= self.codebook_size <= 2**16:
+            raise ConfigError(f"--codebook-size must be a whole number in 2..65536, got "
+                              f"{self.codebook_size!r}")
+        if not 0 <= self.label_dropout < 1:
+            raise ConfigError(f"--label-dropout must be in [0, 1), got {self.label_dropout}")
+        if self.cfg_scale != 1 and self.label_dropout == 0:
+            raise ConfigError("classifier-free guidance (--cfg-scale other than 1) needs an "
+                              "unconditional model: give --label-dropout above 0")
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+        if self.top_k is not None and not 1 <= self.top_k:
+            raise ConfigError(f"--top-k must be at least 1, got {self.top_k}")
+        if not isinstance(self.fid_samples, int) or self.fid_samples < 2:
+            raise ConfigError(f"--fid-samples must be a whole number of at least 2, got "
+                              f"{self.fid_samples!r}")
+
+    @property
+    def layout(self) -> ImageLayout:
+        return ImageLayout(codebook_size=self.codebook_size, grid=IMAGE_SIZE // self.patch)
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A run is a model and a way to train it; its hash names it."""
+    """A run is a model and a way to train it; its hash names it. The corpus decides the task:
+    `fashion-mnist[:PATH]` is the image task, which carries an ImageConfig (the default one when
+    none is given); every other corpus is text and has none. `image` is serialised only when
+    present, so the dicts, and hashes, of text runs are what they were before images existed."""
 
     model: ModelConfig
     train: TrainConfig
+    image: ImageConfig | None = None
+
+    def __post_init__(self):
+        if is_image_corpus(self.train.corpus):
+            if self.image is None:
+                object.__setattr__(self, "image", ImageConfig())
+            layout = self.image.layout
+            for name, needed in (("vocab_size", layout.vocab_size), ("seq_len", layout.seq_len)):
+                if getattr(self.model, name) != needed:
+                    raise ConfigError(
+                        f"the image task at patch {self.image.patch} and codebook "
+                        f"{self.image.codebook_size} needs {name} {needed} (codes + 10 classes + "
+                        f"null; class token + {layout.codes_per_image - 1} codes in), not "
+                        f"{getattr(self.model, name)}; use --task image, which sets it, or "
+                        f"--{name.replace('_', '-')} {needed}")
+        elif self.image is not None:
+            raise ConfigError(f"image settings apply to the image task (--task image, corpus "
+                              f"{IMAGE_CORPUS}), not to the text corpus {self.train.corpus!r}")
+
+    @property
+    def task(self) -> str:
+        return "text" if self.image is None else "image"
 
     def to_dict(self) -> dict:
-        return {"model": self.model.to_dict(), "train": self.train.to_dict()}
+        d = {"model": self.model.to_dict(), "train": self.train.to_dict()}
+        if self.image is not None:
+            d["image"] = self.image.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         try:
-            return cls(ModelConfig.from_dict(d["model"]), TrainConfig.from_dict(d["train"]))
+            unknown = set(d) - {"model", "train", "image"}
+            if unknown:
+                raise ConfigError(f"unknown run config keys {sorted(unknown)}")
+            image = ImageConfig.from_dict(d["image"]) if d.get("image") is not None else None
+            return cls(ModelConfig.from_dict(d["model"]), TrainConfig.from_dict(d["train"]), image)
         except (KeyError, TypeError) as err:
             raise ConfigError(f"not a movelab run config ({err}); expected keys 'model' and "
-                              "'train' as written in result.json") from None
+                              "'train' (and 'image' for image runs) as written in result.json"
+                              ) from None
 
     def hash(self) -> str:
         return config_hash(self.to_dict())

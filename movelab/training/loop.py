@@ -1,4 +1,12 @@
-"""The training loop: one run from a RunConfig to a result record, resumable at any checkpoint."""
+"""The training loop: one run from a RunConfig to a result record, resumable at any checkpoint.
+
+One loop for both tasks. The data object (`prepare_data`) serves `train_batch(rng, B, T)`,
+`val_windows(T)`, `describe()`, `vocab_size` and `epoch_tokens`, and names its `task`:
+  text   movelab.data.TokenData; validation metric val_bpb (bits per byte)
+  image  movelab.images.task.ImageTaskData; validation metric bits_per_token (bits per image
+         token); after training it samples the model and adds fid, class_accuracy and a
+         samples.png, and the final weights are kept as model.pt (for sampling later)
+"""
 
 from __future__ import annotations
 
@@ -17,14 +25,17 @@ from tqdm import tqdm
 
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError
-from movelab.data import TokenData, prepare_text_data
+from movelab.data import prepare_text_data
 from movelab.model import GPT
 from movelab.training import distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
-EVAL_BATCH = 16
+EVAL_BATCH = 16  # validation windows per forward pass (a data object may set its own)
+MODEL = "model.pt"  # final weights of image runs
+METRICS = {"text": "val_bpb", "image": "bits_per_token"}  # each task's validation metric
+SHORT_NAMES = {"val_bpb": "bpb", "bits_per_token": "bits"}
 
 
 class RunError(Exception):
@@ -35,23 +46,37 @@ class Interrupted(Exception):
     """The run was stopped (Ctrl-C); its last completed step is checkpointed."""
 
 
-def evaluate(model: GPT, data: TokenData, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(bits per byte, nats per token) over fixed validation windows. Bits per byte: summed
-    nats over the target tokens divided by ln 2 times the UTF-8 bytes they decode to (SPEC);
-    document separators decode to no bytes, so they are left out of both sums (as nanochat
-    does). Nats per token averages over every target. Under torchrun each rank scores every
-    world_size-th batch of windows and the sums are added over the ranks."""
+def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool = False):
+    """The run's data: text shards (TokenData) or image codes (ImageTaskData), cached."""
+    if run.task == "image":
+        from movelab.images.task import prepare_image_data
+
+        return prepare_image_data(run.train.corpus, run.image, cache_dir)
+    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress)
+
+
+def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(the task's metric, nats per token) over fixed validation windows. Nats per token
+    averages over every target. Text: bits per byte, summed nats over the target tokens divided
+    by ln 2 times the UTF-8 bytes they decode to (SPEC); document separators decode to no bytes,
+    so they are left out of both sums (as nanochat does). Image: bits per image token, nats per
+    token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
+    batch of windows and the sums are added over the ranks."""
     model.eval()
+    text = data.task == "text"
+    rows = getattr(data, "eval_batch", EVAL_BATCH)
     text_nats = all_nats = 0.0
     with torch.no_grad():
-        for i in range(distributed.rank() * EVAL_BATCH, len(x),
-                       distributed.world_size() * EVAL_BATCH):
-            targets = y[i:i + EVAL_BATCH]
-            nats = model(x[i:i + EVAL_BATCH], targets, reduction="none").view(targets.shape)
+        for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
+            targets = y[i:i + rows]
+            nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
-            text_nats += nats[data.target_bytes(targets) > 0].sum().item()
+            if text:
+                text_nats += nats[data.target_bytes(targets) > 0].sum().item()
     model.train()
     text_nats, all_nats = distributed.sum_over_ranks(text_nats, all_nats)
+    if not text:
+        return all_nats / y.numel() / math.log(2), all_nats / y.numel()
     return text_nats / (math.log(2) * data.bytes_of(y)), all_nats / y.numel()
 
 
@@ -111,10 +136,11 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     quiet = not distributed.is_main()  # one rank reports
 
     with distributed.main_first():  # rank 0 fills the data cache, the others read it
-        data = prepare_text_data(tcfg.corpus, cfg.vocab_size, cache_dir, progress=bar_on_tty)
+        data = prepare_data(run, cache_dir, progress=bar_on_tty)
     if data.vocab_size != cfg.vocab_size:
         raise ConfigError(f"the tokenizer of {tcfg.corpus} has {data.vocab_size} tokens but the "
                           f"model expects {cfg.vocab_size}; pass --vocab-size {data.vocab_size}")
+    metric = METRICS[run.task]
     device = distributed.device()
     val_x, val_y = (t.to(device) for t in data.val_windows(cfg.seq_len))  # fails early if short
 
@@ -186,24 +212,24 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
             state["wall_seconds"] = wall_before + time.perf_counter() - session_start
             bar.update()
             if state["step"] in eval_steps:
-                val_bpb, val_loss = evaluate(model, data, val_x, val_y)
+                val_metric, val_loss = evaluate(model, data, val_x, val_y)
                 tokens = state["step"] * tokens_per_step
                 state["curve"].append({
                     "step": state["step"], "tokens": tokens,
                     "flops": tokens * costs.flops_per_token_train,
                     "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
                     "train_loss": float(np.mean(state["train_losses"])),
-                    "val_loss": val_loss, "val_bpb": val_bpb})
+                    "val_loss": val_loss, metric: val_metric})
                 state["train_losses"] = []
                 rate = (state["step"] - session_start_step) * tokens_per_step / max(
                     1e-9, time.perf_counter() - session_start)
                 bar.set_postfix(loss=f"{state['curve'][-1]['train_loss']:.3f}",
-                                bpb=f"{val_bpb:.4f}", tok_s=f"{rate:,.0f}")
+                                **{SHORT_NAMES[metric]: f"{val_metric:.4f}"}, tok_s=f"{rate:,.0f}")
                 if not (quiet or bar_on_tty):
                     eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
                     print(f"{cfg.label}: step {state['step']}/{total_steps} tokens {tokens:,} "
-                          f"train_loss {state['curve'][-1]['train_loss']:.4f} val_bpb "
-                          f"{val_bpb:.4f} {rate:,.0f} tok/s eta {eta:.0f}s", flush=True)
+                          f"train_loss {state['curve'][-1]['train_loss']:.4f} {metric} "
+                          f"{val_metric:.4f} {rate:,.0f} tok/s eta {eta:.0f}s", flush=True)
                 checkpoint()
                 last_checkpoint = time.perf_counter()
             elif time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS:
@@ -219,22 +245,31 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
 
     final = state["curve"][-1]
     tokens_seen = state["step"] * tokens_per_step
+    if run.task == "image":  # metrics of the image task; bits per byte has no meaning here
+        metrics = {"val_bpb": None, "val_bpb_best": None, "bits_per_token": final[metric],
+                   "bits_per_token_best": min(r[metric] for r in state["curve"])}
+    else:
+        metrics = {"val_bpb": final["val_bpb"],
+                   "val_bpb_best": min(r["val_bpb"] for r in state["curve"])}
     result = {
-        "run_id": run.hash(), "config_hash": run.hash(), "config": run.to_dict(), "task": "text",
+        "run_id": run.hash(), "config_hash": run.hash(), "config": run.to_dict(), "task": run.task,
         "label": cfg.label, "value_path": cfg.value_path, "depth": cfg.depth, "width": cfg.width,
         "slots": cfg.slots or 0, "density": cfg.density, "gate_standard": cfg.gate_standard,
         "seed": tcfg.seed, **costs.to_dict(),
         "tokens_seen": tokens_seen, "train_flops": tokens_seen * costs.flops_per_token_train,
-        "steps": state["step"], "epochs": tokens_seen / len(data.train_tokens),
-        "val_bpb": final["val_bpb"], "val_bpb_best": min(r["val_bpb"] for r in state["curve"]),
+        "steps": state["step"], "epochs": tokens_seen / data.epoch_tokens, **metrics,
         "val_loss": final["val_loss"], "train_loss": final["train_loss"],
         "val_tokens": val_y.numel(), "data": data.describe(),
         "wall_seconds": state["wall_seconds"],
         "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
         **state["environment"], "device": device.type, "world_size": distributed.world_size(),
         "started_at": state["started_at"], "ended_at": record.now()}
+    if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
+        torch.save(model.state_dict(), out_dir / MODEL)
+        result.update(data.evaluate_generation(model, out_dir, tcfg.seed))
+        result["ended_at"] = record.now()
     if not quiet:
-        record.write_curve(out_dir, state["curve"])
+        record.write_curve(out_dir, state["curve"], record.curve_columns(metric))
         record.write_result(out_dir, result)
         (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
     return result

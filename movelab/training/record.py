@@ -17,8 +17,13 @@ import torch
 from movelab.data.cache import write_json_atomically
 
 RESULT, CURVE, CHECKPOINT = "result.json", "curve.csv", "checkpoint.pt"
-# lr_scale: the schedule's multiplier of every peak learning rate at that step
+# lr_scale: the schedule's multiplier of every peak learning rate at that step; the last column
+# is the task's validation metric: val_bpb (text) or bits_per_token (image)
 CURVE_COLUMNS = ("step", "tokens", "flops", "lr_scale", "train_loss", "val_loss", "val_bpb")
+
+
+def curve_columns(metric: str = "val_bpb") -> tuple[str, ...]:
+    return (*CURVE_COLUMNS[:-1], metric)
 
 
 def now() -> str:
@@ -50,9 +55,9 @@ def write_result(out_dir: Path, result: dict) -> None:
     write_json_atomically(out_dir / RESULT, result, indent=1)
 
 
-def write_curve(out_dir: Path, rows: list[dict]) -> None:
+def write_curve(out_dir: Path, rows: list[dict], columns: tuple[str, ...] = CURVE_COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     _replace(out_dir / CURVE, buffer.getvalue().encode())

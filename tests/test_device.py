@@ -1,0 +1,88 @@
+"""The device module: CPU in fp32 everywhere; CUDA (bf16 autocast, TF32, pinned batches) where a
+GPU exists. The CUDA tests skip, saying so, on a machine without one."""
+
+import pytest
+import torch
+
+from movelab.config import ConfigError, build_config
+from movelab.model import GPT
+from movelab.training import device
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device: the GPU path is tested on a GPU")
+PATHS = [dict(value_path="standard"), dict(value_path="lave", density=1),
+         dict(value_path="move", density=2)]
+
+
+@pytest.fixture(autouse=True)
+def back_to_cpu():
+    yield
+    device.choose("cpu")
+
+
+def tiny(**fields):
+    return build_config(depth=2, width=64, heads=2, vocab_size=97, seq_len=32, **fields)
+
+
+def test_cpu_is_fp32_without_autocast():
+    chosen = device.choose("cpu")
+    assert chosen == torch.device("cpu") and device.precision(chosen) == "fp32"
+    model = GPT(tiny(value_path="move", density=2))
+    tokens = torch.randint(0, 97, (2, 32))
+    with device.autocast(chosen):
+        logits = model(tokens)
+    assert logits.dtype == torch.float32
+    assert torch.equal(logits, model(tokens))
+
+
+def test_unknown_or_missing_devices_are_config_errors():
+    with pytest.raises(ConfigError, match="choose one of auto, cpu, cuda"):
+        device.choose("tpu")
+    if not CUDA:
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            device.choose("cuda")
+        assert device.choose("auto") == torch.device("cpu")
+
+
+@needs_cuda
+def test_auto_picks_the_gpu_with_tf32():
+    chosen = device.choose("auto")
+    assert chosen.type == "cuda" and device.precision(chosen) == "bf16"
+    assert torch.backends.cuda.matmul.allow_tf32
+    batch = device.to_device(torch.arange(6).view(2, 3), chosen)
+    assert batch.device.type == "cuda" and batch.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+@needs_cuda
+@pytest.mark.parametrize("fields", PATHS, ids=lambda f: f["value_path"])
+def test_bf16_loss_and_gradients_follow_fp32(fields):
+    """Under bf16 autocast the loss stays within bf16 rounding of the fp32 loss, and MoVE's fast
+    bank gradient on the GPU matches the fp32 CPU reference to bf16 precision."""
+    torch.manual_seed(0)
+    cpu_model = GPT(tiny(**fields))
+    with torch.no_grad():
+        for p in cpu_model.parameters():
+            p.normal_(0, 0.2)
+    gpu_model = GPT(tiny(**fields)).cuda()
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    tokens = torch.randint(0, 97, (4, 32))
+    reference = cpu_model(tokens, tokens)
+    reference.backward()
+    chosen = device.choose("cuda")
+    with device.autocast(chosen):
+        loss = gpu_model(tokens.cuda(), tokens.cuda())
+    loss.backward()
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.cpu(), reference, rtol=2e-2, atol=0)
+    for (name, p), q in zip(cpu_model.named_parameters(), gpu_model.parameters()):
+        scale = p.grad.abs().max().clamp_min(1e-6)
+        assert (q.grad.cpu() - p.grad).abs().max() / scale < 5e-2, name
+
+
+@needs_cuda
+def test_bench_on_cuda_reports_bf16_rows():
+    from movelab.bench import run_bench
+
+    rows = run_bench(["cpu-d2"], ["move x1"], batch_size=2, seq_len=16, steps=2, warmup=1,
+                     device="cuda", matmul_size=256)
+    assert {r.precision for r in rows} == {"bf16"} and all(r.tokens_per_second > 0 for r in rows)

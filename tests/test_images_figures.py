@@ -1,0 +1,70 @@
+"""The image sweep's figure, on a synthetic runs.csv in the sweep's real format: every panel
+draws its runs; a sweep without image metrics gets notes, not exceptions."""
+
+import numpy as np
+import pandas as pd
+
+from movelab.accounting import analytic_costs
+from movelab.config import build_config
+from movelab.scaling.figures import fig_image_scaling
+from movelab.scaling.load import load_runs
+from movelab.sweep import RUNS_CSV_COLUMNS, parse_variant
+
+GRID = ("standard", "lave x1", "move x1", "move x4", "move x16")
+
+
+def image_row(depth, variant, seed, groups, rng):
+    _, fields = parse_variant(variant)
+    cfg = build_config(depth=depth, vocab_size=523, seq_len=49, **fields)
+    costs = analytic_costs(cfg)
+    tokens = analytic_costs(build_config(depth=depth, vocab_size=523, seq_len=49)).params_active
+    slots = cfg.slots or 0
+    row = dict.fromkeys(RUNS_CSV_COLUMNS, 0)
+    row.update({
+        "run_id": f"i{depth}{seed}{slots}{len(variant)}", "task": "image", "groups": groups,
+        "variant": variant, "label": cfg.label, "value_path": cfg.value_path, "depth": depth,
+        "width": cfg.width, "slots": slots, "density": cfg.density,
+        "gate_standard": bool(cfg.gate_standard), "seed": seed, "vocab_size": 523, "seq_len": 49,
+        "params_total": costs.params_total, "params_active": costs.params_active,
+        "params_memory": costs.params["lave_tables"] + costs.params["move_bank"],
+        "flops_per_token_train": costs.flops_per_token_train,
+        "train_flops": tokens * costs.flops_per_token_train, "val_bpb": np.nan,
+        "val_bpb_best": np.nan, "epochs": 0.5, "val_loss": 2.0, "train_loss": 2.0,
+        "wall_seconds": 1.0, "tokens_per_second": 1.0, "git_commit": "abc", "git_dirty": False,
+        "torch_version": "2", "corpus": "fashion-mnist", "corpus_hash": "h",
+        "started_at": "2026-11-26T00:00:00+00:00", "ended_at": "2026-11-26T00:01:00+00:00",
+        "bits_per_token": 2 + 4 / depth - 0.01 * np.log2(1 + slots) + rng.normal(0, 0.01),
+        "fid": 30 + 200 / depth + rng.normal(0, 1), "class_accuracy": 0.5 + 0.05 * depth,
+        "fid_samples": 10_000, "cfg_scale": 1.5})
+    return row
+
+
+def test_image_figure_draws_every_panel(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [image_row(d, v, 0, "grid;seeds" if d == 4 else "grid", rng)
+            for d in (2, 4, 6, 8) for v in GRID]
+    rows += [image_row(4, v, s, "seeds", rng) for v in ("standard", "move x4") for s in (1, 2)]
+    (tmp_path / "cpu-image").mkdir()
+    pd.DataFrame(rows, columns=RUNS_CSV_COLUMNS).to_csv(tmp_path / "cpu-image" / "runs.csv",
+                                                        index=False)
+    df = load_runs("cpu-image", tmp_path)
+    assert df["val_bpb"].isna().all() and df["fid"].notna().all()
+    fig = fig_image_scaling(df)
+    axes = fig.axes
+    assert len(axes[0].get_lines()) == len(GRID)  # one line per value path
+    assert len(axes[3].get_legend().get_texts()) == 4  # one line per depth
+    assert not any(t.get_text() for ax in axes[:5] for t in ax.texts)  # no "missing" notes
+
+
+def test_image_figure_of_text_rows_notes_what_is_missing(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [image_row(2, "standard", 0, "grid", rng)]
+    for column in ("bits_per_token", "fid", "class_accuracy"):
+        rows[0][column] = np.nan
+    (tmp_path / "cpu-image").mkdir()
+    pd.DataFrame(rows, columns=RUNS_CSV_COLUMNS).to_csv(tmp_path / "cpu-image" / "runs.csv",
+                                                        index=False)
+    fig = fig_image_scaling(load_runs("cpu-image", tmp_path))
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("no runs with fid" in n for n in notes)
+    assert any("no MoVE runs" in n for n in notes)
