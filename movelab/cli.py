@@ -208,6 +208,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path,
                    help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     g.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto (default): a GPU when torch sees one (bf16 autocast, TF32), else "
+                        "the CPU (fp32)")
+    g.add_argument("--compile", action="store_true", help="train through torch.compile")
 
 
 def run_config_from_args(args: argparse.Namespace):
@@ -262,7 +266,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
     out = args.out or Path("runs") / run.hash()
     result = train(run, out, resume=args.resume, force=args.force,
-                   progress=False if args.no_progress else None, cache_dir=args.cache_dir)
+                   progress=False if args.no_progress else None, cache_dir=args.cache_dir,
+                   device=args.device, compile=args.compile)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         print(f"{result['label']}: {result_summary(result)} after {result['tokens_seen']:,} "
               f"tokens, {result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; "

@@ -86,3 +86,37 @@ def test_bench_on_cuda_reports_bf16_rows():
     rows = run_bench(["cpu-d2"], ["move x1"], batch_size=2, seq_len=16, steps=2, warmup=1,
                      device="cuda", matmul_size=256)
     assert {r.precision for r in rows} == {"bf16"} and all(r.tokens_per_second > 0 for r in rows)
+
+
+def tiny_run(corpus):
+    from movelab.training.config import RunConfig, TrainConfig
+
+    model = build_config(depth=2, width=32, heads=1, vocab_size=320, seq_len=32,
+                         value_path="move", density=2)
+    return RunConfig(model, TrainConfig(corpus=corpus, tokens=8 * 32 * 30, batch_size=8, evals=2))
+
+
+@pytest.mark.skipif(CUDA, reason="checks the message a machine without CUDA gives")
+def test_train_on_cuda_without_a_gpu_is_a_one_line_error(corpus, cache, tmp_path, capsys):
+    from movelab.cli import main
+
+    code = main(["train", "--corpus", corpus, "--depth", "2", "--width", "32", "--heads", "1",
+                 "--vocab-size", "320", "--seq-len", "32", "--tokens", "512", "--device", "cuda",
+                 "--cache-dir", str(cache), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no CUDA device" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+@needs_cuda
+def test_a_tiny_run_on_cuda_matches_the_cpu_run(corpus, cache, tmp_path):
+    """Same config on the GPU in bf16 and on the CPU in fp32: both learn, to nearly the same BPB."""
+    from movelab.training.loop import train
+
+    cpu = train(tiny_run(corpus), tmp_path / "cpu", cache_dir=cache, progress=False,
+                device="cpu")
+    gpu = train(tiny_run(corpus), tmp_path / "gpu", cache_dir=cache, progress=False,
+                device="cuda")
+    assert (gpu["device"], gpu["precision"]) == ("cuda", "bf16")
+    assert (cpu["device"], cpu["precision"]) == ("cpu", "fp32")
+    assert abs(gpu["val_bpb"] - cpu["val_bpb"]) < 0.05 * cpu["val_bpb"]

@@ -4,9 +4,8 @@ Every rank draws the same global batch from the same seeded generator and trains
 equal slice of rows; DistributedDataParallel averages the gradients, so the step equals the
 single-process step on the whole batch (up to float summation order). Validation windows are
 shared out too and the summed nats added over the ranks; rank 0 alone writes files. Ranks use
-NCCL, one GPU each, when CUDA is available, else gloo on the CPU (so `torchrun
---nproc_per_node 1` is how one process trains on a GPU). Launched without torchrun nothing
-here does anything: one process on the CPU, exactly as before.
+NCCL, one GPU each, when CUDA is available, else gloo on the CPU. Launched without torchrun
+nothing here does anything: one process on the device movelab.training.device chose.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from movelab.accounting import analytic_costs
 from movelab.config import ConfigError
 from movelab.data import prepare_text_data
 from movelab.model import GPT
+from movelab.training import device as chosen_device
 from movelab.training import distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
@@ -63,13 +64,15 @@ def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
     batch of windows and the sums are added over the ranks."""
     model.eval()
+    val_device = x.device
     text = data.task == "text"
     rows = getattr(data, "eval_batch", EVAL_BATCH)
     text_nats = all_nats = 0.0
     with torch.no_grad():
         for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
             targets = y[i:i + rows]
-            nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
+            with chosen_device.autocast(val_device):
+                nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
             if text:
                 text_nats += nats[data.target_bytes(targets) > 0].sum().item()
@@ -100,13 +103,17 @@ def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool)
 
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
-          progress: bool | None = None, cache_dir: Path | None = None) -> dict:
+          progress: bool | None = None, cache_dir: Path | None = None, device: str = "auto",
+          compile: bool = False) -> dict:
     """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
     torchrun, every rank calls this with the same arguments: the ranks split each global batch
     (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
-    alone reports and writes the record."""
+    alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
+    cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
+    torch.compile (validation and sampling stay eager)."""
     with distributed.process_group(), _sigterm_as_interrupt():
-        return _train(run, Path(out_dir), resume, force, progress, cache_dir)
+        chosen_device.choose(device)
+        return _train(run, Path(out_dir), resume, force, progress, cache_dir, compile)
 
 
 @contextlib.contextmanager
@@ -127,7 +134,7 @@ def _sigterm_as_interrupt():
 
 
 def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: bool | None,
-           cache_dir: Path | None) -> dict:
+           cache_dir: Path | None, compile: bool) -> dict:
     cfg, tcfg = run.model, run.train
     distributed.check_batch_size(tcfg.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +190,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
                                                            "config_hash": run.hash()})
     stepper = distributed.wrap(model)  # the model itself in a single process
+    if compile:
+        stepper = torch.compile(stepper)
     bar = tqdm(total=total_steps, initial=state["step"], unit="step",
                disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
     session_start, session_start_step = time.perf_counter(), state["step"]
@@ -193,7 +202,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
             x, y = data.train_batch(rng, tcfg.batch_size, cfg.seq_len)
             updating = True
             set_lr(optimizers, lr_multiplier(state["step"], total_steps, tcfg))
-            loss = stepper(distributed.local_rows(x), distributed.local_rows(y))
+            with chosen_device.autocast(device):
+                loss = stepper(distributed.local_rows(x), distributed.local_rows(y))
             global_loss = distributed.average(loss.detach()).item()  # the same on every rank
             if not math.isfinite(global_loss):
                 raise RunError(
@@ -263,6 +273,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         "wall_seconds": state["wall_seconds"],
         "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
         **state["environment"], "device": device.type, "world_size": distributed.world_size(),
+        "precision": chosen_device.precision(device), "compiled": compile,
         "started_at": state["started_at"], "ended_at": record.now()}
     if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
         torch.save(model.state_dict(), out_dir / MODEL)
