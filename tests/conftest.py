@@ -9,6 +9,15 @@ WORDS = ("the cat dog sat ran on a mat hill red blue big small and then saw it w
          "bird tree house river stone quick slow").split()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two threads of tiny models on a busy machine spend their time waiting on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """Markov-chain 'English': learnable structure, 120 documents, deterministic."""

@@ -20,13 +20,7 @@ TINY_CLI = ["--preset", "cpu-d2", "--batch-size", "1", "--seq-len", "8", "--step
             "--warmup", "0", "--threads", "1", "--matmul-size", "64"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads of tiny models on a busy machine spend their time waiting on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

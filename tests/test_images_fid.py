@@ -16,12 +16,7 @@ TINY = ClassifierConfig(channels=(4, 8), hidden=16, epochs=2, batch_size=64, tra
                         max_shift=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():

@@ -22,12 +22,7 @@ PATHS = [("standard", None), ("lave", 1), ("move", 4)]
 LAYOUT = ImageLayout(codebook_size=16, grid=3)  # vocab 27, 9 codes an image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_model(value_path, density, layout=LAYOUT, seed=0):

@@ -8,7 +8,6 @@ import json
 import math
 
 import pytest
-import torch
 from PIL import Image
 
 from movelab.cli import main
@@ -18,12 +17,7 @@ from movelab.training.config import RunConfig
 from movelab.training.loop import Interrupted, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def argv(folder, cache, out, *extra):

@@ -3,7 +3,6 @@ tokenizer and of the codes, and reconstruction quality on real Fashion-MNIST whe
 
 import numpy as np
 import pytest
-import torch
 
 from movelab.data import DataError
 from movelab.images import tokenizer as tokenizer_module
@@ -16,14 +15,7 @@ from movelab.images.tokenizer import (MAX_PATCH, PatchTokenizer, code_usage, ext
 REAL_PSNR_FLOOR = 19.0  # dB; patch 4, codebook 64 from 3000 train images gave 19.65 on 1000 test
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """k-means on one thread: its many small steps gain nothing from two, and when other jobs keep
-    the cores busy, two threads wait for each other at every step (seconds per tiny training)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_images(count, seed=0, size=8):
