@@ -320,13 +320,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from movelab.demo import format_table, run_demo
+    from movelab.demo import draw_figures, format_fits, format_table, run_demo
 
     try:
         runs_csv = run_demo(args.out, jobs=args.jobs)
     except RuntimeError as err:
         raise UsageError(str(err)) from None
-    print(f"\n{format_table(runs_csv)}\n\nrows: {runs_csv}")
+    print(f"\n{format_table(runs_csv)}\n\nrows: {runs_csv}\n")
+    print("val_bpb = E + A C^-alpha against training FLOPs C, 95% bootstrap intervals:")
+    print(format_fits(args.out))
+    figures = draw_figures(args.out)
+    print(f"\nfigures: {len(figures)} files in {figures[0].parent}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -444,10 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(
-        "demo", help="the main job: a reduced real sweep on the CPU, side by side (~10 min)",
+        "demo", help="the main job: a reduced real sweep on the CPU, its fits and figures (~15 min)",
         description="Prepare the default corpus, train standard, LaVE x1, MoVE x1 and MoVE x4 at "
-                    "three depths into a scratch folder, and print parameters, FLOPs per token "
-                    "and validation bits per byte side by side. Rerunning reuses finished runs.")
+                    "depths 2, 4, 6 and 8 into a scratch folder, print parameters, FLOPs per "
+                    "token and validation bits per byte side by side, fit val_bpb = E + A C^-alpha "
+                    "per value path with bootstrap intervals, and draw the sweep's figures into "
+                    "<out>/demo/figures. Rerunning reuses finished runs.")
     demo.add_argument("--out", type=Path, default=Path("scratch"),
                       help="scratch folder (default ./scratch; committed results are untouched)")
     demo.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")

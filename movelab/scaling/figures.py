@@ -21,7 +21,7 @@ from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchill
                                       compare_to_standard, exchange_rate, fit_compute_laws,
                                       main_rows, select_joint_law, slot_doubling_gains,
                                       synthetic_recovery)
-from movelab.scaling.load import RESULTS_DIR, load_runs
+from movelab.scaling.load import RESULTS_DIR, load_runs, runs_csv_path
 
 BOOTSTRAP = 200
 # 3^5 = 243 starts; on the Chinchilla points they reach the optimum of Epoch's 4500 (same
@@ -164,11 +164,17 @@ def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: 
     return fig
 
 
+TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
+                "ablations", "fit_validation")
+
+
 def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
                       results_dir: Path | str = RESULTS_DIR, *, sweep: str = "cpu-text",
-                      reference_dir: Path | str = REFERENCE_DIR,
-                      bootstrap: int = BOOTSTRAP) -> list[Path]:
-    """Every figure of `sweep` as <out_dir>/<name>.png and .svg; returns the paths written."""
+                      image_sweep: str | None = "cpu-image",
+                      reference_dir: Path | str = REFERENCE_DIR, bootstrap: int = BOOTSTRAP,
+                      names: tuple[str, ...] = TEXT_FIGURES) -> list[Path]:
+    """The figures `names` of the text `sweep` as <out_dir>/<name>.png and .svg, and
+    image_scaling of `image_sweep` when that sweep has rows; returns the paths written."""
     df = load_runs(sweep, results_dir)
     makers = {
         "accounting": fig_accounting,
@@ -179,6 +185,13 @@ def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
         "ablations": lambda: fig_ablations(df),
         "fit_validation": lambda: fig_fit_validation(reference_dir, bootstrap=bootstrap),
     }
+    unknown = set(names) - set(makers)
+    if unknown:
+        raise ValueError(f"unknown figures {sorted(unknown)}; choose from {', '.join(makers)}")
+    makers = {name: makers[name] for name in names}
+    if image_sweep and runs_csv_path(image_sweep, results_dir).exists():
+        images = load_runs(image_sweep, results_dir)
+        makers["image_scaling"] = lambda: fig_image_scaling(images)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -199,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the PNG and SVG files (default: results/figures)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="folder holding <sweep>/runs.csv (default: the repository's results)")
-    parser.add_argument("--sweep", default="cpu-text")
+    parser.add_argument("--sweep", default="cpu-text", help="the text sweep (default cpu-text)")
+    parser.add_argument("--image-sweep", default="cpu-image",
+                        help="the image sweep, drawn when it has rows (default cpu-image)")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR,
                         help="folder with chinchilla_fig4_points.csv (skipped if absent)")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
@@ -207,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         paths = write_all_figures(args.out, args.results_dir, sweep=args.sweep,
-                                  reference_dir=args.reference_dir, bootstrap=args.bootstrap)
+                                  image_sweep=args.image_sweep, reference_dir=args.reference_dir, bootstrap=args.bootstrap)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
