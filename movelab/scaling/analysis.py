@@ -29,6 +29,7 @@ from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
 from movelab.scaling.load import REPO_ROOT, label_order, path_label
 
 LEVEL = 0.95
+METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID"}
 MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
 REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
 # Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
@@ -146,15 +147,16 @@ def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seed
 
 # --- memory: BPB per doubling of slots -----------------------------------------------------
 
-def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False,
-                        level: float = LEVEL) -> pd.DataFrame:
-    """At each depth, the least-squares slope of val_bpb on log2(slots) over the MoVE main rows,
-    reported as `gain_per_doubling` = -slope (BPB removed per doubling of M; positive: more
-    slots help) with a t interval from the regression's standard error (n - 2 dof)."""
+def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False, level: float = LEVEL,
+                        metric: str = "val_bpb") -> pd.DataFrame:
+    """At each depth, the least-squares slope of `metric` (val_bpb; bits_per_token or fid for
+    images) on log2(slots) over the MoVE main rows, reported as `gain_per_doubling` = -slope
+    (removed per doubling of M; positive: more slots help) with a t interval from the
+    regression's standard error (n - 2 dof)."""
     rows = []
     move = main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
     for depth, runs in move.groupby("depth"):
-        x, y = np.log2(runs["slots"].to_numpy(float)), runs["val_bpb"].to_numpy(float)
+        x, y = np.log2(runs["slots"].to_numpy(float)), runs[metric].to_numpy(float)
         row = {"depth": depth, "n_runs": len(runs), "slots": ", ".join(
             str(s) for s in sorted(runs["slots"].unique())), "gain_per_doubling": np.nan,
             "low": np.nan, "high": np.nan, "note": ""}
@@ -175,17 +177,18 @@ def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False,
 
 # --- seed noise -----------------------------------------------------------------------------
 
-def seed_noise(df: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
+def seed_noise(df: pd.DataFrame, *, level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:
     """`seed_summary` of the main rows, all seeds."""
-    return seed_summary(main_rows(df, all_seeds=True), level=level)
+    return seed_summary(main_rows(df, all_seeds=True), level=level, metric=metric)
 
 
-def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
-    """val_bpb over seeds for every (depth, path label) of `runs` with 2+ seeds: mean, standard
+def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL,
+                 metric: str = "val_bpb") -> pd.DataFrame:
+    """`metric` over seeds for every (depth, path label) of `runs` with 2+ seeds: mean, standard
     deviation, and a t interval of the mean."""
     rows = []
     for (depth, label), group in runs.groupby(["depth", "path_label"], sort=False):
-        bpb = group["val_bpb"].to_numpy(float)
+        bpb = group[metric].to_numpy(float)
         if len(bpb) < 2:
             continue
         mean, std = bpb.mean(), bpb.std(ddof=1)
@@ -200,8 +203,8 @@ def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
 
 
 def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4"), *,
-                        level: float = LEVEL) -> pd.DataFrame:
-    """At each depth with repeated seeds, each label's mean val_bpb minus the standard model's,
+                        level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:
+    """At each depth with repeated seeds, each label's mean `metric` minus the standard model's,
     with a Welch t-test (p) and its interval for the difference; `verdict` says in words whether
     the difference exceeds seed noise at this level."""
     rows = []
@@ -209,17 +212,17 @@ def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4
     for depth, runs in main.groupby("depth"):
         if runs.groupby("path_label").size().max() < 2:
             continue  # no repeated seeds at this depth
-        standard = runs.loc[runs["path_label"] == "standard", "val_bpb"].to_numpy(float)
+        standard = runs.loc[runs["path_label"] == "standard", metric].to_numpy(float)
         for label in labels:
-            bpb = runs.loc[runs["path_label"] == label, "val_bpb"].to_numpy(float)
-            rows.append({"depth": depth, "path_label": label, "n_seeds": len(bpb),
+            values = runs.loc[runs["path_label"] == label, metric].to_numpy(float)
+            rows.append({"depth": depth, "path_label": label, "n_seeds": len(values),
                          "n_standard": len(standard),
-                         **_welch(bpb, standard, level)})
+                         **_welch(values, standard, level, METRIC_NAMES.get(metric, metric))})
     return pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "n_standard",
                                        "difference", "low", "high", "p", "verdict"])
 
 
-def _welch(a: np.ndarray, b: np.ndarray, level: float) -> dict:
+def _welch(a: np.ndarray, b: np.ndarray, level: float, name: str = "BPB") -> dict:
     out = {"difference": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
     if len(a) < 2 or len(b) < 2:
         return out | {"verdict": f"not tested: {len(a)} and {len(b)} seeds (2+ each needed)"}
@@ -233,7 +236,7 @@ def _welch(a: np.ndarray, b: np.ndarray, level: float) -> dict:
         verdict = "within seed noise"
     else:
         verdict = ("lower" if out["difference"] < 0 else "higher") + \
-            " BPB than standard, beyond seed noise"
+            f" {name} than standard, beyond seed noise"
     return out | {"verdict": verdict}
 
 
