@@ -179,6 +179,17 @@ def test_compare_to_standard_separates_real_gaps_from_seed_noise():
     assert table.loc["MoVE x1", "verdict"].startswith("not tested: 1 and 3 seeds")
 
 
+
+def test_image_metrics_are_compared_by_name_not_as_bpb():
+    """The same tests on another column (bits per image token): the val_bpb column is ignored."""
+    rows = seeded("standard", 4, [2.60, 2.61, 2.59]) + seeded("move x4", 4, [2.55, 2.56, 2.54])
+    for row in rows:
+        row["bits_per_token"], row["val_bpb"] = row.pop("val_bpb"), np.nan
+    table = compare_to_standard(runs(rows), labels=("MoVE x4",), metric="bits_per_token")
+    row = table.iloc[0]
+    assert row["difference"] == pytest.approx(-0.05) and row["high"] < 0
+    assert row["verdict"] == "lower bits per token than standard, beyond seed noise"
+
 # --- exchange rate --------------------------------------------------------------------------
 
 def test_exchange_rate_inverts_the_dense_law_by_hand():
