@@ -241,7 +241,8 @@ def run_config_from_args(args: argparse.Namespace):
             raise UsageError(f"--corpus {chosen['corpus']} is image data; use --task image")
         if image_flags:
             raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in image_flags)} "
-                             "apply to --task image")
+                             f"{'applies' if len(image_flags) == 1 else 'apply'} only to image "
+                             "runs; add --task image or drop it")
         return RunConfig(config_from_args(args), TrainConfig(**chosen))
     chosen.setdefault("corpus", IMAGE_CORPUS)
     if not is_image_corpus(chosen["corpus"]):

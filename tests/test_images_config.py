@@ -82,7 +82,7 @@ def test_task_image_sets_corpus_vocabulary_and_context():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--cfg-scale", "2"], "--cfg-scale apply to --task image"),
+    (["--cfg-scale", "2"], "--cfg-scale applies only to image runs"),
     (["--task", "text", "--corpus", "fashion-mnist"], "is image data; use --task image"),
     (["--task", "image", "--corpus", "wiki"], "--task image trains on fashion-mnist"),
     (["--task", "image", "--vocab-size", "4096"], "needs vocab_size 523"),
