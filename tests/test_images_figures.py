@@ -68,3 +68,28 @@ def test_image_figure_of_text_rows_notes_what_is_missing(tmp_path):
     notes = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("no runs with fid" in n for n in notes)
     assert any("no MoVE runs" in n for n in notes)
+
+
+def test_make_figures_adds_the_image_figure_when_the_image_sweep_has_rows(tmp_path):
+    """`write_all_figures` draws image_scaling beside the text figures once cpu-image/runs.csv
+    exists, and only the figures asked for; an unknown name is an error that lists the choices."""
+    import pytest
+
+    from movelab.scaling.figures import write_all_figures
+
+    rng = np.random.default_rng(0)
+    rows = [image_row(d, v, 0, "grid", rng) for d in (2, 4) for v in GRID]
+    text_rows = [dict(row, task="text", val_bpb=3.0 - 0.1 * row["depth"], vocab_size=4096)
+                 for row in rows]
+    for name, table in (("cpu-image", rows), ("cpu-text", text_rows)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame(table, columns=RUNS_CSV_COLUMNS).to_csv(tmp_path / name / "runs.csv",
+                                                             index=False)
+    written = write_all_figures(tmp_path / "out", tmp_path, names=("accounting",), bootstrap=5)
+    assert sorted(p.name for p in written) == ["accounting.png", "accounting.svg",
+                                               "image_scaling.png", "image_scaling.svg"]
+    assert [p.name for p in write_all_figures(tmp_path / "text-only", tmp_path, image_sweep=None,
+                                              names=("accounting",))] == [
+        "accounting.png", "accounting.svg"]
+    with pytest.raises(ValueError, match="unknown figures \\['nope'\\]; choose from accounting"):
+        write_all_figures(tmp_path / "bad", tmp_path, names=("nope",))
