@@ -37,7 +37,8 @@ class TokenData:
     tokenizer: Tokenizer
     train_bytes: int  # UTF-8 bytes of each split's text
     val_bytes: int
-    task = "text"  # what the training loop reads (class attribute, not a field)
+    task = "text"  # what the training loop reads (class attributes, not fields)
+    eval_batch = 16  # validation windows per forward pass
 
     @property
     def epoch_tokens(self) -> int:

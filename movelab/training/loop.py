@@ -33,7 +33,6 @@ from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
-EVAL_BATCH = 16  # validation windows per forward pass (a data object may set its own)
 MODEL = "model.pt"  # final weights of image runs
 METRICS = {"text": "val_bpb", "image": "bits_per_token"}  # each task's validation metric
 SHORT_NAMES = {"val_bpb": "bpb", "bits_per_token": "bits"}
@@ -64,14 +63,13 @@ def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
     batch of windows and the sums are added over the ranks."""
     model.eval()
-    val_device = x.device
     text = data.task == "text"
-    rows = getattr(data, "eval_batch", EVAL_BATCH)
+    rows = data.eval_batch  # validation windows per forward pass
     text_nats = all_nats = 0.0
     with torch.no_grad():
         for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
             targets = y[i:i + rows]
-            with chosen_device.autocast(val_device):
+            with chosen_device.autocast(x.device):
                 nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
             if text:
