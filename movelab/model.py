@@ -297,6 +297,10 @@ class GPT(nn.Module):
         if self.bank is not None:  # the one gather of the bank, shared by every layer
             values = self.bank(tokens).view(B, T, self.cfg.slots, self.cfg.n_heads, -1)
             values = values.transpose(2, 3).contiguous()  # (B, T, H, M, D)
+            if torch.is_autocast_enabled(values.device.type):
+                # autocast would cast these fp32 rows to bf16 in every layer's mix, and the fast
+                # path's hand-written backward would meet bf16 gradients with fp32 values: cast once
+                values = values.to(torch.get_autocast_dtype(values.device.type))
             if self.fast_bank_gradient and self.training and torch.is_grad_enabled():
                 pending: list = []
                 x = BankGradient.apply(x, values, pending)

@@ -153,6 +153,30 @@ def test_fast_bank_gradient_equals_plain_autograd(gate_standard):
         torch.testing.assert_close(fast[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
 
 
+def test_fast_bank_gradient_under_bf16_autocast_follows_plain_autograd():
+    """Under bf16 autocast (the GPU path; CPU autocast runs the same dtype logic) the fast path's
+    backward mixes no fp32 and bf16 operands, and its loss and gradients are those of plain
+    autograd under the same autocast, to bf16 rounding."""
+    def loss_and_grads(fast: bool, tokens):
+        torch.manual_seed(0)
+        model = GPT(tiny("move", depth=4, density=2))
+        randomise_(model)
+        model.fast_bank_gradient = fast
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(tokens, tokens)
+        loss.backward()
+        return loss, {n: p.grad for n, p in model.named_parameters()}
+
+    tokens = torch.randint(0, VOCAB, (2, SEQ))
+    fast_loss, fast = loss_and_grads(True, tokens)
+    plain_loss, plain = loss_and_grads(False, tokens)
+    torch.testing.assert_close(fast_loss, plain_loss, rtol=1e-2, atol=0)
+    assert fast["bank.weight"].dtype == torch.float32 and fast["bank.weight"].abs().max() > 0
+    for name in fast:
+        scale = plain[name].abs().max().clamp_min(1e-6)
+        assert (fast[name] - plain[name]).abs().max() / scale < 3e-2, name
+
+
 def test_fast_bank_gradient_accumulates_over_backward_calls():
     """Two forward/backward passes without zeroing add their bank gradients, as autograd does."""
     model = GPT(tiny("move", density=2))
