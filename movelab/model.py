@@ -301,7 +301,10 @@ class GPT(nn.Module):
                 # autocast would cast these fp32 rows to bf16 in every layer's mix, and the fast
                 # path's hand-written backward would meet bf16 gradients with fp32 values: cast once
                 values = values.to(torch.get_autocast_dtype(values.device.type))
-            if self.fast_bank_gradient and self.training and torch.is_grad_enabled():
+            # under torch.compile the fast path's side channel (a list the backward appends to)
+            # breaks the graph at every layer; the compiler fuses plain autograd's sum itself
+            if (self.fast_bank_gradient and self.training and torch.is_grad_enabled()
+                    and not torch.compiler.is_compiling()):
                 pending: list = []
                 x = BankGradient.apply(x, values, pending)
                 bank_values = BankValues(values.detach(), pending)
