@@ -8,13 +8,13 @@ import pytest
 from movelab.accounting import analytic_costs
 from movelab.config import build_config
 from movelab.scaling.figures import (fig_ablations, fig_exchange_rate, fig_fit_validation,
-                                     fig_joint_law, fig_memory_decoupling, fig_text_scaling, main,
-                                     write_all_figures)
-from movelab.scaling.load import load_runs
+                                     fig_joint_law, fig_memory_decoupling, fig_repetition,
+                                     fig_text_scaling, main, write_all_figures)
+from movelab.scaling.load import load_curves, load_runs
 from movelab.sweep import parse_variant
 
 FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
-           "ablations", "fit_validation")
+           "ablations", "repetition", "fit_validation")
 GRID = ("standard", "lave x1", "move x1", "move x4")
 
 
@@ -34,12 +34,25 @@ def synthetic_run(depth: int, variant: str, seed: int, groups: str, rng) -> dict
             "params_total": costs.params_total, "params_active": costs.params_active,
             "params_memory": costs.params["lave_tables"] + costs.params["move_bank"],
             "flops_per_token_train": costs.flops_per_token_train,
-            "train_flops": tokens * costs.flops_per_token_train, "val_bpb": bpb}
+            "train_flops": tokens * costs.flops_per_token_train, "tokens_seen": tokens,
+            "epochs": tokens / 1e6, "val_bpb": bpb}
+
+
+def write_curve(run_dir, row: dict, turns_up: bool) -> None:
+    """Six evaluations falling to the run's val_bpb; with turns_up, the fifth is 0.01 lower."""
+    falling = row["val_bpb"] + 0.2 * np.linspace(5 / 6, 0, 6)
+    if turns_up:
+        falling[4] = row["val_bpb"] - 0.01
+    run_dir.mkdir(parents=True)
+    pd.DataFrame({"step": np.arange(1, 7), "tokens": row["tokens_seen"] * np.arange(1, 7) / 6,
+                  "flops": 0, "lr_scale": 1.0, "train_loss": 3 * falling, "val_loss": falling,
+                  "val_bpb": falling}).to_csv(run_dir / "curve.csv", index=False)
 
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    """cpu-text/runs.csv: a grid at depths 2-8, seeds 1-2 and two controls at depth 6."""
+    """cpu-text/runs.csv: a grid at depths 2-8, seeds 1-2 and two controls at depth 6, and each
+    run's curve.csv; the memory paths' val BPB turns up at the end at depth 8."""
     rng = np.random.default_rng(0)
     rows = [synthetic_run(d, v, 0, "grid;seeds" if d == 6 else "grid", rng)
             for d in (2, 4, 6, 8) for v in GRID]
@@ -48,6 +61,9 @@ def results_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     (folder / "cpu-text").mkdir()
     pd.DataFrame(rows).to_csv(folder / "cpu-text" / "runs.csv", index=False)
+    for row in rows:
+        write_curve(folder / "cpu-text" / "runs" / row["run_id"], row,
+                    turns_up=row["depth"] == 8 and row["value_path"] != "standard")
     return folder
 
 
@@ -75,6 +91,8 @@ def test_figures_of_an_empty_sweep_say_what_is_missing(results_dir):
     assert "a fit needs 4" in texts(fig_exchange_rate(empty, bootstrap=5))
     assert "joint law not compared" in texts(fig_joint_law(empty))
     assert "no runs at this depth yet" in texts(fig_ablations(empty))
+    assert "no runs yet" in texts(fig_repetition(empty, load_curves(empty, "cpu-text",
+                                                                    results_dir)))
 
 
 def test_figures_of_a_partial_sweep_draw_what_they_can(results_dir):
@@ -84,6 +102,14 @@ def test_figures_of_a_partial_sweep_draw_what_they_can(results_dir):
     assert "no standard L(C) fit yet" in texts(fig)
     assert "(no fit)" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
     assert "holding one out needs 4" in texts(fig_joint_law(partial))
+
+
+def test_repetition_names_the_runs_whose_val_bpb_turned_up(results_dir):
+    df = load_runs("cpu-text", results_dir)
+    fig = fig_repetition(df, load_curves(df, "cpu-text", results_dir))
+    assert fig.get_suptitle().endswith("epochs: none; d8, 2.1 epochs: LaVE x1 +0.010, "
+                                       "MoVE x1 +0.010, MoVE x4 +0.010")
+    assert [ax.get_title().split(":")[0] for ax in fig.axes[:2]] == ["depth 6", "depth 8"]
 
 
 def test_fit_validation_notes_missing_reference_data(tmp_path):

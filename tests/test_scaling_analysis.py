@@ -1,5 +1,8 @@
 """Sweep analysis on synthetic runs with answers known by construction: compute laws, BPB per
-doubling of slots, seed noise, the dense exchange rate, joint-law selection, and loading."""
+doubling of slots, seed noise, the dense exchange rate, joint-law selection, repetition, and
+loading."""
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -9,9 +12,10 @@ from scipy import stats
 from movelab.cli import ladder_records
 from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       compare_to_standard, exchange_rate, fit_compute_laws,
-                                      published_chinchilla_fits, seed_noise, select_joint_law,
-                                      slot_doubling_gains, synthetic_recovery)
-from movelab.scaling.load import label_order, load_runs, path_label, with_derived_columns
+                                      published_chinchilla_fits, repetition_table, seed_noise,
+                                      select_joint_law, slot_doubling_gains, synthetic_recovery)
+from movelab.scaling.load import (label_order, load_curves, load_runs, path_label,
+                                  with_derived_columns)
 
 DEPTHS = (2, 4, 6, 8, 10)
 N_ACTIVE = dict(zip(DEPTHS, (1e5, 3e5, 1e6, 3e6, 1e7)))
@@ -225,6 +229,57 @@ def test_exchange_rate_without_enough_standard_depths_keeps_the_plain_comparison
     assert exchange.notes == ("no dense law: standard runs at 2 depth(s); a fit needs 4",)
     row = exchange.table.iloc[0]
     assert row["delta_bpb"] == pytest.approx(-0.1) and np.isnan(row["params_gain"])
+
+
+# --- repetition -----------------------------------------------------------------------------
+
+def write_curve(folder, run_id, val_bpb, train_loss, tokens_seen):
+    """A curve.csv of len(val_bpb) evaluations evenly spaced over tokens_seen."""
+    evals = np.arange(1, len(val_bpb) + 1)
+    (folder / run_id).mkdir(parents=True)
+    pd.DataFrame({"step": evals * 10, "tokens": evals * tokens_seen // len(val_bpb),
+                  "flops": 0, "lr_scale": 1.0, "train_loss": train_loss, "val_loss": 0.0,
+                  "val_bpb": val_bpb}).to_csv(folder / run_id / "curve.csv", index=False)
+
+
+def test_repetition_table_finds_where_val_bpb_turns_up(tmp_path):
+    """Depth 10, 6 epochs in 6 evaluations: standard keeps falling; MoVE x1 is best at epoch 4
+    (2.10) and ends 0.04 higher, with a lower train loss. A control run is left out; LaVE x1 at
+    depth 8 has no standard run to compare with."""
+    curves = {
+        "std10": ("standard", 10, "grid", [2.5, 2.3, 2.2, 2.15, 2.1, 2.05], 3.8),
+        "move10": ("move x1", 10, "grid", [2.4, 2.2, 2.12, 2.10, 2.13, 2.14], 3.3),
+        "ctrl10": ("move x1 g0=1", 10, "controls", [2.4, 2.3, 2.2, 2.1, 2.0, 2.2], 3.0),
+        "lave8": ("lave x1", 8, "grid", [2.6, 2.4, 2.3, 2.25], 4.0)}
+    df = runs([{"run_id": run_id, "variant": variant, "depth": depth, "groups": groups,
+                "tokens_seen": 1200, "epochs": 6.0 if depth == 10 else 3.0, "val_bpb": bpb[-1]}
+               for run_id, (variant, depth, groups, bpb, _) in curves.items()])
+    for run_id, (_, _, _, bpb, train) in curves.items():
+        write_curve(tmp_path / "mini" / "runs", run_id, bpb, np.linspace(5, train, len(bpb)),
+                    1200)
+    loaded = load_curves(df, "mini", tmp_path)
+    assert list(loaded.query("run_id == 'move10'")["epoch"]) == pytest.approx([1, 2, 3, 4, 5, 6])
+    assert list(loaded.query("run_id == 'lave8'")["epoch"]) == pytest.approx([.75, 1.5, 2.25, 3])
+    table = repetition_table(df, loaded)
+    assert list(zip(table["depth"], table["path_label"])) == [(8, "LaVE x1"), (10, "standard"),
+                                                              (10, "MoVE x1")]
+    move, standard = table.iloc[2], table.iloc[1]
+    assert (move["val_bpb"], move["val_bpb_best"], move["best_epoch"]) == pytest.approx(
+        (2.14, 2.10, 4.0))
+    assert move["rise"] == pytest.approx(0.04) and move["train_loss"] == pytest.approx(3.3)
+    assert move["gap_to_standard_final"] == pytest.approx(0.09)
+    assert move["gap_to_standard_best"] == pytest.approx(0.05)
+    assert (standard["rise"], standard["best_epoch"], standard["epochs"]) == (0, 6.0, 6.0)
+    assert standard["gap_to_standard_final"] == 0
+    assert np.isnan(table.iloc[0]["gap_to_standard_final"]) and table.iloc[0]["rise"] == 0
+
+
+def test_load_curves_names_the_missing_curve(tmp_path):
+    df = runs([{"run_id": "gone", "variant": "standard", "depth": 2, "tokens_seen": 100,
+                "epochs": 1.0, "val_bpb": 2.0}])
+    path = tmp_path / "mini" / "runs" / "gone" / "curve.csv"
+    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(path))}.*--results-dir"):
+        load_curves(df, "mini", tmp_path)
 
 
 # --- joint law ------------------------------------------------------------------------------

@@ -175,6 +175,32 @@ def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False, level: flo
                                        "high", "note"])
 
 
+# --- repetition -----------------------------------------------------------------------------
+
+def repetition_table(df: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Does repeating the corpus turn the memory paths' val BPB up before the standard's? For
+    each main-grid run, from its curve (`movelab.scaling.load.load_curves`): the final val_bpb,
+    the best over the evaluations and the epoch it came at, `rise` = final - best (0 while the
+    curve still falls), the final train_loss, and the final and best BPB minus those of the
+    standard run at the same depth (`gap_to_standard_*`; NaN without one)."""
+    ordered = curves.sort_values(["run_id", "step"], ignore_index=True)
+    by_run = ordered.groupby("run_id")
+    best = ordered.loc[by_run["val_bpb"].idxmin(), ["run_id", "val_bpb", "epoch"]].set_index(
+        "run_id").rename(columns={"val_bpb": "val_bpb_best", "epoch": "best_epoch"})
+    summary = by_run[["val_bpb", "train_loss"]].last().join(best)
+    table = main_rows(df)[["run_id", "depth", "path_label", "epochs"]].merge(
+        summary, left_on="run_id", right_index=True, how="left")
+    table["rise"] = table["val_bpb"] - table["val_bpb_best"]
+    standard = table[table["path_label"] == "standard"].set_index("depth")
+    for which, column in (("final", "val_bpb"), ("best", "val_bpb_best")):
+        table[f"gap_to_standard_{which}"] = table[column] - table["depth"].map(standard[column])
+    rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
+    return table.sort_values(["depth", "path_label"], ignore_index=True,
+                             key=lambda c: c.map(rank) if c.name == "path_label" else c)[
+        ["depth", "path_label", "epochs", "val_bpb", "val_bpb_best", "best_epoch", "rise",
+         "train_loss", "gap_to_standard_final", "gap_to_standard_best"]]
+
+
 # --- seed noise -----------------------------------------------------------------------------
 
 def seed_noise(df: pd.DataFrame, *, level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:

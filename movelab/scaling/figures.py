@@ -19,9 +19,9 @@ from movelab.cli import ladder_records
 from movelab.scaling import plot
 from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
                                       compare_to_standard, exchange_rate, fit_compute_laws,
-                                      main_rows, select_joint_law, slot_doubling_gains,
-                                      synthetic_recovery)
-from movelab.scaling.load import RESULTS_DIR, load_runs, runs_csv_path
+                                      main_rows, repetition_table, select_joint_law,
+                                      slot_doubling_gains, synthetic_recovery)
+from movelab.scaling.load import RESULTS_DIR, load_curves, load_runs, runs_csv_path
 
 BOOTSTRAP = 200
 # 3^5 = 243 starts; on the Chinchilla points they reach the optimum of Epoch's 4500 (same
@@ -133,6 +133,35 @@ def fig_ablations(df, *, depth: int = 6) -> Figure:
 
 
 @_styled
+def fig_repetition(df, curves) -> Figure:
+    """Repeated data at the two deepest depths: val BPB over the epochs seen, a panel per depth
+    (a memory path that memorises turns up while the standard model still falls), and final
+    train loss against final val BPB (memorising: lower train loss without lower BPB)."""
+    main = main_rows(df)
+    depths = sorted(main["depth"].unique())[-2:]
+    grid_curves = curves[curves["run_id"].isin(main["run_id"])]
+    table = repetition_table(df, curves).query("depth in @depths")
+    fig, axes = _panels(3, width=4.6, height=4.0)
+    for ax, depth in zip(axes, depths):
+        plot.plot_val_over_epochs(ax, grid_curves, depth)
+    for ax in axes[len(depths):2]:
+        plot.note(ax, "no runs yet")
+    plot.plot_train_vs_val(axes[2], table)
+    fig.suptitle("Repetition: val BPB over the epochs seen (main grid, seed 0); final BPB above "
+                 "the run's best:\n" + "; ".join(_rises(runs) for _, runs in
+                                                 table.groupby("depth")))
+    return fig
+
+
+def _rises(runs) -> str:
+    """'d10, 5.0 epochs: LaVE x2 +0.009, MoVE x1 +0.015' (or 'none') for one depth's rows of
+    repetition_table."""
+    turned = [f"{r.path_label} +{r.rise:.3f}" for r in runs.itertuples() if r.rise > 0]
+    return (f"d{runs['depth'].iloc[0]}, {runs['epochs'].max():.1f} epochs: "
+            + (", ".join(turned) or "none"))
+
+
+@_styled
 def fig_image_scaling(df) -> Figure:
     """(g) The image sweep: bits per image token, FID and the samples' class accuracy against
     training FLOPs per value path (top), and bits per token and FID against MoVE slots at each
@@ -165,7 +194,7 @@ def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: 
 
 
 TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
-                "ablations", "fit_validation")
+                "ablations", "repetition", "fit_validation")
 
 
 def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
@@ -183,6 +212,7 @@ def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
         "exchange_rate": lambda: fig_exchange_rate(df, bootstrap=bootstrap),
         "joint_law": lambda: fig_joint_law(df),
         "ablations": lambda: fig_ablations(df),
+        "repetition": lambda: fig_repetition(df, load_curves(main_rows(df), sweep, results_dir)),
         "fit_validation": lambda: fig_fit_validation(reference_dir, bootstrap=bootstrap),
     }
     unknown = set(names) - set(makers)

@@ -8,6 +8,10 @@ Derived columns:
                whether the sweep group "grid", "seeds" or "controls" lists the run
   memory_params
                LaVE tables + MoVE bank (lookups, zero FLOPs), = params_memory
+
+`load_curves` reads the runs' evaluation curves (results/<sweep>/runs/<run_id>/curve.csv) into
+one long table: run_id, path_label, depth, seed, then per evaluation step, tokens, epoch
+(epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb.
 """
 
 from __future__ import annotations
@@ -54,6 +58,30 @@ def load_runs(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) ->
         raise ValueError(f"{path} lacks columns {missing}; regenerate it with "
                          f"`movelab sweep collect {sweep}`")
     return with_derived_columns(_typed(df))
+
+
+CURVE_COLUMNS = ("run_id", "path_label", "depth", "seed", "step", "tokens", "epoch", "train_loss",
+                 "val_bpb")
+
+
+def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
+                results_dir: Path | str = RESULTS_DIR) -> pd.DataFrame:
+    """The curve.csv of every run of `df` (rows of load_runs), stacked in the order of `df`."""
+    curves = []
+    for run in df.itertuples():
+        path = Path(results_dir) / sweep / "runs" / run.run_id / "curve.csv"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no curve for run {run.run_id} at {path}: the runs/ folders must sit beside "
+                f"runs.csv (check --results-dir), or delete that run's result.json and rerun "
+                f"`movelab sweep run {sweep}`")
+        curve = pd.read_csv(path)
+        curves.append(curve.assign(run_id=run.run_id, path_label=run.path_label,
+                                   depth=run.depth, seed=run.seed,
+                                   epoch=curve["tokens"] / run.tokens_seen * run.epochs))
+    if not curves:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(curves, ignore_index=True)[list(CURVE_COLUMNS)]
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:

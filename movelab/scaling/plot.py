@@ -177,6 +177,44 @@ def plot_slot_gains(ax: Axes, gains: pd.DataFrame) -> Axes:
     return ax
 
 
+def plot_val_over_epochs(ax: Axes, curves: pd.DataFrame, depth: int) -> Axes:
+    """val BPB against epochs seen at each evaluation of the seed-0 runs at `depth` in `curves`
+    (pass the main-grid runs' curves), one line per value path, its best evaluation ringed."""
+    runs = curves[(curves["depth"] == depth) & (curves["seed"] == 0)]
+    if runs.empty:
+        return note(ax, f"d{depth}: no curves yet")
+    labels = label_order(runs["path_label"])
+    colors = label_colors(labels)
+    for label in labels:
+        curve = runs[runs["path_label"] == label].sort_values("step")
+        best = curve.loc[curve["val_bpb"].idxmin()]
+        ax.plot(curve["epoch"], curve["val_bpb"], "o-", ms=3, lw=1, color=colors[label],
+                label=label)
+        ax.scatter(best["epoch"], best["val_bpb"], s=60, facecolors="none",
+                   edgecolors=colors[label], lw=1.2, zorder=4)
+    ax.set(xlabel="epochs seen", ylabel="val BPB",
+           title=f"depth {depth}: val BPB over {runs['epoch'].max():.1f} epochs (ring: best)")
+    ax.legend(fontsize="x-small", ncol=2)
+    return ax
+
+
+def plot_train_vs_val(ax: Axes, repetition: pd.DataFrame) -> Axes:
+    """Final train loss against final val BPB of the runs of `repetition_table` (a marker shape
+    per depth, a colour per value path): further left at the same height is memorised, not
+    learned."""
+    if repetition.empty:
+        return note(ax, "no runs yet")
+    colors = label_colors(label_order(repetition["path_label"]))
+    for (depth, runs), marker in zip(repetition.groupby("depth"), "osD^v"):
+        ax.scatter(runs["train_loss"], runs["val_bpb"], marker=marker, s=30, zorder=3,
+                   c=[colors[label] for label in runs["path_label"]])
+        ax.scatter([], [], marker=marker, color="0.5", label=f"depth {depth}")
+    ax.set(xlabel="final train loss (nats/token)", ylabel="final val BPB",
+           title="end of training (colours as on the left)")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
 def plot_accounting(ax: Axes, table: pd.DataFrame, column: str, linestyle: str = "-") -> Axes:
     """One accounting quantity across value paths (x) for each preset (a line per preset, which
     `linestyle` draws; zeros are left out of the log scale)."""
