@@ -49,8 +49,8 @@ RUNS_CSV_COLUMNS = (
     "flops_per_token_value_mix_forward", "bytes_gathered_per_token",
     "tokens_seen", "train_flops", "train_flops_matmul", "epochs", "steps",
     "val_bpb", "val_bpb_best", "val_loss", "train_loss",
-    "wall_seconds", "tokens_per_second", "threads", "git_commit", "git_dirty", "torch_version",
-    "corpus", "corpus_hash", "started_at", "ended_at",
+    "wall_seconds", "tokens_per_second", "threads", "device", "precision", "git_commit",
+    "git_dirty", "torch_version", "corpus", "corpus_hash", "started_at", "ended_at",
     # image runs only (empty for text): results/README.md
     "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 EXECUTORS = ("subprocess", "local", "slurm")
@@ -380,7 +380,9 @@ def csv_row(result: dict, planned: PlannedRun) -> dict:
         **{f"params_{g}": result["params"][g] for g in PARAM_GROUPS},
         params_memory=result["params"]["lave_tables"] + result["params"]["move_bank"],
         train_flops_matmul=result["tokens_seen"] * result["flops_per_token_train_matmul"],
-        corpus=result["data"]["corpus"], corpus_hash=result["data"]["content_hash"])
+        corpus=result["data"]["corpus"], corpus_hash=result["data"]["content_hash"],
+        # records from before the GPU path (2026-11-26) ran on the CPU, where precision is fp32
+        precision=result.get("precision", "fp32"))
     return row
 
 

@@ -97,6 +97,7 @@ variants = ["standard", "move x2"]
     assert len(rows) == 2 and tuple(rows[0]) == RUNS_CSV_COLUMNS
     assert {r["value_path"] for r in rows} == {"standard", "move"}
     assert all(float(r["val_bpb"]) > 0 and r["git_commit"] for r in rows)
+    assert {(r["device"], r["precision"]) for r in rows} == {("cpu", "fp32")}
     messages.clear()
     run_sweep(sweep, jobs=2, log=messages.append)  # nothing left to do
     assert messages[0].startswith("tiny: 0 runs to train (2 done)")

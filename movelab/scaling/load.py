@@ -32,7 +32,7 @@ REQUIRED_COLUMNS = ("groups", "variant", "value_path", "depth", "width", "slots"
                     "flops_per_token_train", "train_flops", "val_bpb")
 # Read as text even when they look like numbers (a hash of digits, "1e5..." ids).
 TEXT_COLUMNS = ("run_id", "task", "groups", "variant", "label", "value_path", "git_commit",
-                "torch_version", "corpus", "corpus_hash")
+                "torch_version", "corpus", "corpus_hash", "device", "precision")
 FLOAT_COLUMNS = ("density", "epochs", "val_bpb", "val_bpb_best", "val_loss", "train_loss",
                  "wall_seconds", "tokens_per_second",
                  # image runs only, empty (NaN) on text rows
