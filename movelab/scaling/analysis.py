@@ -194,9 +194,7 @@ def repetition_table(df: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     standard = table[table["path_label"] == "standard"].set_index("depth")
     for which, column in (("final", "val_bpb"), ("best", "val_bpb_best")):
         table[f"gap_to_standard_{which}"] = table[column] - table["depth"].map(standard[column])
-    rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
-    return table.sort_values(["depth", "path_label"], ignore_index=True,
-                             key=lambda c: c.map(rank) if c.name == "path_label" else c)[
+    return _by_depth_and_label(table)[
         ["depth", "path_label", "epochs", "val_bpb", "val_bpb_best", "best_epoch", "rise",
          "train_loss", "gap_to_standard_final", "gap_to_standard_best"]]
 
@@ -223,6 +221,11 @@ def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL,
                      "std": std, "low": mean - half, "high": mean + half})
     table = pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "mean", "std", "low",
                                         "high"])
+    return _by_depth_and_label(table)
+
+
+def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` sorted by depth, then path label in reading order (label_order)."""
     rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
     return table.sort_values(["depth", "path_label"], ignore_index=True,
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)
