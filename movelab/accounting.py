@@ -90,7 +90,8 @@ def analytic_costs(cfg: ModelConfig) -> Costs:
         params["move_bank"] = V * cfg.slots * d_kv
         mix_flops = L * 2 * cfg.slots * d_kv
         gathered = cfg.slots * d_kv
-    else:
+    else:  # standard, with or without its g0 gate
+        params["gates_routers"] = L * d * H * gate_standard
         mix_flops = gathered = 0
     return Costs.build(
         params=params,

@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 VALUE_PATHS = ("standard", "lave", "move")
+# MoVE bank init: uniform with std 1/sqrt(d) ("width", the paper's), or that divided by sqrt(M)
+# ("width_slots"), so the M summed slots add noise of std 1/sqrt(d) whatever M
+BANK_INITS = ("width", "width_slots")
 
 
 class ConfigError(ValueError):
@@ -47,11 +50,19 @@ LADDERS = {ladder.name: ladder for ladder in (CPU_LADDER, GPU_LADDER)}
 PRESETS = {ladder.preset_name(d): (ladder, d) for ladder in LADDERS.values() for d in ladder.depths}
 
 
+def recipe_field(default):
+    """A recipe setting added after runs were committed: it is left out of `to_dict` (so of the
+    config hash and result.json) while it has its default value, so every committed run keeps
+    its id, and a run that changes it gets a new one."""
+    return field(default=default, metadata={"omit_default": True})
+
+
 class DictConfig:
     """to_dict / from_dict for the config dataclasses (what result.json records)."""
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not (f.metadata.get("omit_default") and getattr(self, f.name) == f.default)}
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -77,6 +88,13 @@ class ModelConfig(DictConfig):
     # Gate on the standard value path: off by default for LaVE (an ablation turns it on),
     # on by default for MoVE (the ablation fixes g0 = 1).
     gate_standard: bool | None = None
+    # initialisation (recipe fields; research log 2026-12-01): std of the token embedding and of
+    # the output head, std of the MoVE routers (0: zero, every gate exactly 1, the paper's), and
+    # the MoVE bank's scale (BANK_INITS)
+    embed_init_std: float = recipe_field(1.0)
+    head_init_std: float = recipe_field(0.001)
+    router_init_std: float = recipe_field(0.0)
+    bank_init: str = recipe_field("width")
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -94,13 +112,22 @@ class ModelConfig(DictConfig):
         if self.value_path not in VALUE_PATHS:
             raise ConfigError(f"unknown value path {self.value_path!r}; "
                               f"choose one of {', '.join(VALUE_PATHS)}")
+        for name in ("embed_init_std", "head_init_std", "router_init_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
+        if self.bank_init not in BANK_INITS:
+            raise ConfigError(f"unknown bank init {self.bank_init!r}; choose one of "
+                              f"{', '.join(BANK_INITS)}")
+        if self.value_path != "move" and (self.router_init_std or self.bank_init != "width"):
+            raise ConfigError("--router-init-std and --bank-init apply to --value-path move")
         if self.value_path == "standard":
             if self.density is not None or self.slots is not None:
                 raise ConfigError("--density and --slots apply to --value-path lave or move, "
                                   "not standard; drop them or pick a memory value path")
-            if self.gate_standard:
-                raise ConfigError("the standard path has no gate; use --value-path lave or move")
-            set_("gate_standard", False)
+            # with the gate: g0 = 2 sigmoid(h W_g,l) on every layer's values and no memory, the
+            # control that separates MoVE's gating from its memory
+            set_("gate_standard", bool(self.gate_standard))
         elif self.value_path == "lave":
             if self.slots is not None:
                 raise ConfigError("--slots applies to --value-path move; LaVE takes --density 1 or 2")
@@ -158,7 +185,7 @@ class ModelConfig(DictConfig):
             name += f" x{self.density:g}"
         elif self.value_path == "move":
             name += f" x{self.density:g} (M={self.slots})"
-        if self.value_path == "lave" and self.gate_standard:
+        if self.value_path in ("standard", "lave") and self.gate_standard:
             name += " +g0"
         if self.value_path == "move" and not self.gate_standard:
             name += " g0=1"
@@ -166,6 +193,10 @@ class ModelConfig(DictConfig):
 
     def hash(self) -> str:
         return config_hash(self.to_dict())
+
+
+RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig)
+                          if f.metadata.get("omit_default"))
 
 
 def config_hash(d: dict) -> str:
@@ -182,10 +213,11 @@ def build_config(preset: str | None = None, *, ladder: str = "cpu", depth: int |
                  width: int | None = None, heads: int | None = None,
                  vocab_size: int | None = None, seq_len: int | None = None,
                  value_path: str = "standard", density: float | None = None,
-                 slots: int | None = None, gate_standard: bool | None = None) -> ModelConfig:
+                 slots: int | None = None, gate_standard: bool | None = None,
+                 **recipe) -> ModelConfig:
     """The depth dial: a preset (or a ladder and a depth) fixes every shape; explicit
     arguments override single fields. Width and heads follow the ladder's rule from the
-    depth unless given."""
+    depth unless given; `recipe` holds ModelConfig's initialisation fields."""
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -198,6 +230,10 @@ def build_config(preset: str | None = None, *, ladder: str = "cpu", depth: int |
         depth = CPU_LADDER.depths[1] if depth is None else depth
     if not isinstance(depth, int) or depth < 1:
         raise ConfigError(f"depth must be a positive integer, got {depth!r}")
+    unknown = set(recipe) - RECIPE_FIELDS
+    if unknown:
+        raise ConfigError(f"unknown model settings {sorted(unknown)}; the recipe fields are "
+                          f"{', '.join(sorted(RECIPE_FIELDS))}")
     width = rung.aspect * depth if width is None else width
     if heads is None:
         if width % rung.head_dim:
@@ -208,4 +244,4 @@ def build_config(preset: str | None = None, *, ladder: str = "cpu", depth: int |
                        vocab_size=rung.vocab_size if vocab_size is None else vocab_size,
                        seq_len=rung.seq_len if seq_len is None else seq_len,
                        value_path=value_path, density=density, slots=slots,
-                       gate_standard=gate_standard)
+                       gate_standard=gate_standard, **recipe)

@@ -43,10 +43,23 @@ def apply_rotary(x, cos, sin):
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-def value_embedding_init_(weight: torch.Tensor, width: int):
-    """Tables and bank: uniform in +-sqrt(3)/sqrt(d), i.e. std 1/sqrt(d) (SPEC)."""
-    bound = math.sqrt(3.0) / math.sqrt(width)
+def value_embedding_init_(weight: torch.Tensor, width: int, slots: int = 1):
+    """Tables and bank: uniform in +-sqrt(3)/sqrt(d), i.e. std 1/sqrt(d) (SPEC); with `slots`
+    M, std 1/sqrt(d M) (ModelConfig.bank_init "width_slots")."""
+    bound = math.sqrt(3.0) / math.sqrt(width * slots)
     nn.init.uniform_(weight, -bound, bound)
+
+
+class StandardGate(nn.Module):
+    """The standard path's gate alone, V = g0 V with g0 = 2 sigmoid(h W_g,l) per head: MoVE's
+    gating without its memory (a control)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate = nn.Linear(cfg.width, cfg.n_heads, bias=False)
+
+    def forward(self, h, v, tokens, bank_values):
+        return (2 * torch.sigmoid(self.gate(h))).unsqueeze(-1) * v
 
 
 class LaveMix(nn.Module):
@@ -162,6 +175,8 @@ class Attention(nn.Module):
             self.value_mix = MoveMix(cfg)
         elif layer in cfg.lave_layers:
             self.value_mix = LaveMix(cfg)
+        elif cfg.value_path == "standard" and cfg.gate_standard:
+            self.value_mix = StandardGate(cfg)
 
     def forward(self, h, cos, sin, tokens, bank_values, cache=None):
         B, T, _ = h.shape
@@ -263,15 +278,20 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self):
-        nn.init.normal_(self.embed.weight, std=1.0)
-        nn.init.normal_(self.head.weight, std=0.001)
+        cfg = self.cfg
+        nn.init.normal_(self.embed.weight, std=cfg.embed_init_std)
+        nn.init.normal_(self.head.weight, std=cfg.head_init_std)
         for name, module in self.named_modules():
             if isinstance(module, nn.RMSNorm):
                 nn.init.ones_(module.weight)
             elif isinstance(module, nn.Embedding) and module is not self.embed:
-                value_embedding_init_(module.weight, self.cfg.width)
+                slots = cfg.slots if module is self.bank and cfg.bank_init == "width_slots" else 1
+                value_embedding_init_(module.weight, cfg.width, slots)
             elif isinstance(module, nn.Linear) and module is not self.head:
-                if name.endswith((".o", ".proj", ".router", ".gate")):
+                if name.endswith(".router") and cfg.router_init_std > 0:
+                    # symmetry breaking: gates start near, not at, 1 and differ between slots
+                    nn.init.normal_(module.weight, std=cfg.router_init_std)
+                elif name.endswith((".o", ".proj", ".router", ".gate")):
                     # residual outputs start at zero (nanochat); gates start at exactly 2 sigmoid(0) = 1
                     nn.init.zeros_(module.weight)
                 else:

@@ -11,9 +11,12 @@ Specs:
   pydocs            the Python 3.11 documentation of Debian's python3.11-doc package (HTML pages
                     under /usr/share/doc/python3.11/html), one document per page, code included
   pydocs:PATH       a folder of Sphinx HTML pages (searched recursively), one document per page
+  recall:K=N        not text: the synthetic positive control of the slot axis (movelab.data.recall),
+                    token ids generated in process; prepare_text_data serves it, load_corpus does not
 
 Every document gets the same light normalisation (line ends, trailing spaces, runs of blank lines).
-The split is by whole document and the same on every run: the VAL_FRACTION of documents whose key
+The split is by whole document and the same on every run: the VAL_FRACTION (or a run's
+TrainConfig.val_fraction) of documents whose key
 (wiki: the title; a folder: the file's relative path; otherwise the text itself) hashes lowest go to
 validation. Documents keep their source order within each split.
 """
@@ -44,7 +47,13 @@ FINEWEB_REPO, FINEWEB_CONFIG = "HuggingFaceFW/fineweb-edu", "sample-10BT"
 FINEWEB_DOWNLOAD = (f"hf download {FINEWEB_REPO} --repo-type dataset "
                     "--include 'sample/10BT/000_*.parquet' --local-dir DIR")  # ~2 GB, one shard
 TEXT_SUFFIXES = {".txt", ".md"}
-SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH, pydocs, pydocs:PATH"
+SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH, pydocs, pydocs:PATH, recall:K=N"
+RECALL_PREFIX = "recall:"
+
+
+def is_recall_spec(spec: str) -> bool:
+    """The synthetic recall corpus (movelab.data.recall), which has no documents."""
+    return spec.startswith(RECALL_PREFIX)
 
 WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WIKI_CLEANING_VERSION = 2  # bump when the cleaning below changes, so cached articles are re-parsed
@@ -85,33 +94,40 @@ class Corpus:
 
 
 def load_corpus(spec: str, cache_dir: Path, *, max_docs: int = FINEWEB_MAX_DOCS,
-                progress: bool = False) -> Corpus:
+                progress: bool = False, val_fraction: float = VAL_FRACTION) -> Corpus:
     """The corpus `spec` names (see the module doc); slow sources are cached under cache_dir."""
     kind, has_path, path = spec.partition(":")
+    if is_recall_spec(spec):
+        raise DataError(f"{spec} is a synthetic token corpus without documents; "
+                        "prepare_text_data (and every movelab command) generates it")
     if kind == "wiki" and not has_path:
-        return Corpus(spec, *split_documents(load_wiki_articles(Path(cache_dir), progress)))
+        return Corpus(spec, *split_documents(load_wiki_articles(Path(cache_dir), progress),
+                                             val_fraction))
     if kind == "text" and path:
-        return Corpus(spec, *split_documents(read_text_documents(Path(path).expanduser())))
+        return Corpus(spec, *split_documents(read_text_documents(Path(path).expanduser()),
+                                             val_fraction))
     if kind == "pydocs":
         pages = load_pydocs_pages(pydocs_folder(path), Path(cache_dir), progress)
-        return Corpus(spec, *split_documents(pages))
+        return Corpus(spec, *split_documents(pages, val_fraction))
     if kind == "fineweb-edu":
         if path:
             texts = read_parquet_texts(Path(path).expanduser(), max_docs)
         else:
             texts = load_streamed_fineweb(Path(cache_dir), max_docs, progress)
         documents = [document for document in map(normalize_document, texts) if document]
-        return Corpus(spec, *split_documents([(document, document) for document in documents]))
+        return Corpus(spec, *split_documents([(document, document) for document in documents],
+                                             val_fraction))
     raise DataError(f"unknown corpus {spec!r}; use one of: {SPECS}")
 
 
-def split_documents(keyed_documents: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    """(train, val) from (key, document) pairs: the VAL_FRACTION of documents whose keys hash lowest
-    (at least one) go to validation, whatever order the pairs come in."""
+def split_documents(keyed_documents: list[tuple[str, str]],
+                    val_fraction: float = VAL_FRACTION) -> tuple[list[str], list[str]]:
+    """(train, val) from (key, document) pairs: the val_fraction of documents whose keys hash
+    lowest (at least one) go to validation, whatever order the pairs come in."""
     if len(keyed_documents) < 2:
         raise DataError(f"a corpus needs at least 2 documents to split into train and validation, "
                         f"this one has {len(keyed_documents)}; give it more text")
-    val_count = max(1, round(VAL_FRACTION * len(keyed_documents)))
+    val_count = max(1, round(val_fraction * len(keyed_documents)))
     by_hash = sorted(keyed_documents, key=lambda pair: hashlib.sha256(pair[0].encode()).digest())
     val_keys = {key for key, _ in by_hash[:val_count]}
     train = [document for key, document in keyed_documents if key not in val_keys]

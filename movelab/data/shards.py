@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from movelab.data.cache import building_directory, default_cache_dir
-from movelab.data.corpus import FINEWEB_MAX_DOCS, load_corpus
+from movelab.data.corpus import FINEWEB_MAX_DOCS, VAL_FRACTION, is_recall_spec, load_corpus
 from movelab.data.errors import DataError
 from movelab.data.tokenizer import EOS_ID, BpeTokenizer, load_or_train_tokenizer
 
@@ -94,12 +94,19 @@ class TokenData:
 
 
 def prepare_text_data(spec: str = "wiki", vocab_size: int = 4096, cache_dir: Path | None = None,
-                      progress: bool = True, *, max_docs: int = FINEWEB_MAX_DOCS) -> TokenData:
+                      progress: bool = True, *, max_docs: int = FINEWEB_MAX_DOCS,
+                      val_fraction: float = VAL_FRACTION) -> TokenData:
     """Load the corpus `spec`, train (or load) its tokenizer and tokenize both splits, each step
     cached under cache_dir (default: $MOVELAB_CACHE, else ~/.cache/movelab).
-    max_docs bounds the fineweb-edu corpora."""
+    max_docs bounds the fineweb-edu corpora. The synthetic `recall:` corpus (the slot axis's
+    positive control, movelab.data.recall) is generated in process instead."""
+    if is_recall_spec(spec):
+        from movelab.data.recall import prepare_recall_data  # it reads windows_at from here
+
+        return prepare_recall_data(spec, vocab_size)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    corpus = load_corpus(spec, cache_dir, max_docs=max_docs, progress=progress)
+    corpus = load_corpus(spec, cache_dir, max_docs=max_docs, progress=progress,
+                         val_fraction=val_fraction)
     bpe = load_or_train_tokenizer(corpus, vocab_size, cache_dir, progress)
     directory = bpe.directory / "tokens"
     if not directory.is_dir():

@@ -6,10 +6,12 @@ import math
 from dataclasses import dataclass
 
 from movelab.accounting import analytic_costs
-from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash
+from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash, recipe_field
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+# the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
+MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
 
 
@@ -42,6 +44,17 @@ class TrainConfig(DictConfig):
     # corpus one pass costs about as much as training on 30k tokens)
     evals: int = 6
     seed: int = 0
+    # Recipe fields added 2026-12-01 (issue 12): left out of the hash at their defaults, so the
+    # committed runs, which ran with exactly these values, keep their ids.
+    memory_lr_scaling: str = recipe_field("constant")   # MEMORY_LR_SCALINGS
+    router_lr: float | None = recipe_field(None)        # MoVE routers; None: the lr rule's value
+    adam_beta1: float = recipe_field(0.9)
+    adam_beta2: float = recipe_field(0.95)
+    adam_eps: float = recipe_field(1e-10)
+    lr_reference_width: int = recipe_field(64)          # lr applies at this width, x ref / width
+    val_fraction: float = recipe_field(0.08)            # share of a text corpus's documents
+    eval_batch: int | None = recipe_field(None)         # validation windows per forward; None:
+                                                        # the data's own (16 text, 500 image)
 
     def __post_init__(self):
         horizons = [h for h in (self.tokens, self.tokens_per_param, self.flops) if h is not None]
@@ -57,6 +70,25 @@ class TrainConfig(DictConfig):
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.warmup_frac < 1 or not 0 <= self.final_lr_frac <= 1:
             raise ConfigError("--warmup-frac must be in [0, 1) and --final-lr-frac in [0, 1]")
+        if self.memory_lr_scaling not in MEMORY_LR_SCALINGS:
+            raise ConfigError(f"unknown --memory-lr-scaling {self.memory_lr_scaling!r}; choose "
+                              f"one of {', '.join(MEMORY_LR_SCALINGS)}")
+        if self.router_lr is not None and not self.router_lr > 0:
+            raise ConfigError(f"--router-lr must be positive, got {self.router_lr}")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
+            raise ConfigError("AdamW needs betas in [0, 1) and eps > 0")
+        if not isinstance(self.lr_reference_width, int) or self.lr_reference_width < 1:
+            raise ConfigError("lr_reference_width must be a positive whole number")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.eval_batch is not None and self.eval_batch < 1:
+            raise ConfigError("--eval-batch must be at least 1")
+
+    def memory_lr_for(self, model: ModelConfig) -> float:
+        """The memory's learning rate for this model's slot count (memory_lr_scaling)."""
+        slots = model.slots or 1
+        return self.memory_lr * {"constant": 1.0, "inv_sqrt": slots ** -0.5,
+                                 "inv": 1.0 / slots}[self.memory_lr_scaling]
 
     def total_steps(self, model: ModelConfig) -> int:
         tokens_per_step = self.batch_size * model.seq_len

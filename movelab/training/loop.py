@@ -5,7 +5,10 @@ One loop for both tasks. The data object (`prepare_data`) serves `train_batch(rn
   text   movelab.data.TokenData; validation metric val_bpb (bits per byte)
   image  movelab.images.task.ImageTaskData; validation metric bits_per_token (bits per image
          token); after training it samples the model and adds fid, class_accuracy and a
-         samples.png, and the final weights are kept as model.pt (for sampling later)
+         samples.png
+The final weights are kept as model.pt (for sampling and `movelab inspect`). Text runs of a
+memory path (LaVE, MoVE) also record movelab.diagnostics: at every evaluation in curve.csv (its
+CURVE_COLUMNS) and in full in result.json ("diagnostics").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from movelab import diagnostics
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError
 from movelab.data import prepare_text_data
@@ -33,7 +37,7 @@ from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
-MODEL = "model.pt"  # final weights of image runs
+MODEL = "model.pt"  # final weights
 METRICS = {"text": "val_bpb", "image": "bits_per_token"}  # each task's validation metric
 SHORT_NAMES = {"val_bpb": "bpb", "bits_per_token": "bits"}
 
@@ -52,19 +56,22 @@ def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool =
         from movelab.images.task import prepare_image_data
 
         return prepare_image_data(run.train.corpus, run.image, cache_dir)
-    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress)
+    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress,
+                             val_fraction=run.train.val_fraction)
 
 
-def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
+             rows: int | None = None) -> tuple[float, float]:
     """(the task's metric, nats per token) over fixed validation windows. Nats per token
     averages over every target. Text: bits per byte, summed nats over the target tokens divided
     by ln 2 times the UTF-8 bytes they decode to (SPEC); document separators decode to no bytes,
     so they are left out of both sums (as nanochat does). Image: bits per image token, nats per
     token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
-    batch of windows and the sums are added over the ranks."""
+    batch of windows and the sums are added over the ranks. rows: validation windows per forward
+    pass (default: the data's own)."""
     model.eval()
     text = data.task == "text"
-    rows = data.eval_batch  # validation windows per forward pass
+    rows = rows or data.eval_batch
     text_nats = all_nats = 0.0
     with torch.no_grad():
         for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
@@ -153,6 +160,19 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     model = GPT(cfg).to(device)
     optimizers = build_optimizers(model, tcfg)
     rng = np.random.default_rng(tcfg.seed)
+    # diagnostics of a text run's memory: its rows as initialised (before a checkpoint loads)
+    memory_start = diagnostics.memory_rows(model) if run.task == "text" else None
+    if memory_start is not None:
+        memory_start = memory_start.detach().clone()
+        counts_per_epoch = diagnostics.training_counts(data)
+        diagnostic_windows = [t.to(device) for t in data.val_windows(
+            cfg.seq_len, diagnostics.DIAGNOSTIC_WINDOWS)]
+
+    def memory_diagnostics() -> dict:
+        counts = counts_per_epoch * (state["step"] * tokens_per_step / data.epoch_tokens)
+        return diagnostics.memory_diagnostics(model, memory_start, data, counts,
+                                              *diagnostic_windows)
+
     costs = analytic_costs(cfg)
     total_steps = tcfg.total_steps(cfg)
     tokens_per_step = tcfg.batch_size * cfg.seq_len
@@ -220,7 +240,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
             state["wall_seconds"] = wall_before + time.perf_counter() - session_start
             bar.update()
             if state["step"] in eval_steps:
-                val_metric, val_loss = evaluate(model, data, val_x, val_y)
+                val_metric, val_loss = evaluate(model, data, val_x, val_y, tcfg.eval_batch)
                 tokens = state["step"] * tokens_per_step
                 state["curve"].append({
                     "step": state["step"], "tokens": tokens,
@@ -228,6 +248,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                     "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
                     "train_loss": float(np.mean(state["train_losses"])),
                     "val_loss": val_loss, metric: val_metric})
+                if memory_start is not None and not quiet:
+                    state["curve"][-1].update(diagnostics.curve_fields(memory_diagnostics()))
                 state["train_losses"] = []
                 rate = (state["step"] - session_start_step) * tokens_per_step / max(
                     1e-9, time.perf_counter() - session_start)
@@ -273,12 +295,18 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         **state["environment"], "device": device.type, "world_size": distributed.world_size(),
         "precision": chosen_device.precision(device), "compiled": compile,
         "started_at": state["started_at"], "ended_at": record.now()}
-    if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
+    if memory_start is not None and not quiet:
+        result["diagnostics"] = memory_diagnostics()
+    if not quiet:
         torch.save(model.state_dict(), out_dir / MODEL)
+    if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
         result.update(data.evaluate_generation(model, out_dir, tcfg.seed))
         result["ended_at"] = record.now()
     if not quiet:
-        record.write_curve(out_dir, state["curve"], record.curve_columns(metric))
+        columns = record.curve_columns(metric)
+        if memory_start is not None:
+            columns += diagnostics.CURVE_COLUMNS
+        record.write_curve(out_dir, state["curve"], columns)
         record.write_result(out_dir, result)
         (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
     return result

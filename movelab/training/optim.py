@@ -12,20 +12,24 @@ from movelab.training.config import TrainConfig
 # Lookups (token embedding, LaVE tables, MoVE bank): their rows are touched only by the tokens in
 # a batch, so they get their own learning rates and no weight decay, which would otherwise
 # shrink every unseen row each step.
-LR_REFERENCE_WIDTH = 64
 
 
 def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    groups: dict[str, list] = {"embedding": [], "memory": [], "matrix": [], "other": []}
+    groups: dict[str, list] = {"embedding": [], "memory": [], "matrix": [], "other": [],
+                               "router": []}
     for name, p in model.named_parameters():
         group = model.parameter_group(name)
         key = {"token_embedding": "embedding", "lave_tables": "memory", "move_bank": "memory",
                "transformer_matrices": "matrix"}.get(group, "other")
+        if cfg.router_lr is not None and name.endswith(".value_mix.router.weight"):
+            key = "router"  # its own group only when its rate is set: old checkpoints resume
         groups[key].append(p)
-    lr = cfg.lr * LR_REFERENCE_WIDTH / model.cfg.width
+    lr = cfg.lr * cfg.lr_reference_width / model.cfg.width
     adamw_groups = [dict(params=groups["embedding"], lr=cfg.embedding_lr, weight_decay=0.0),
-                    dict(params=groups["memory"], lr=cfg.memory_lr, weight_decay=0.0),
-                    dict(params=groups["other"], lr=lr, weight_decay=0.0)]
+                    dict(params=groups["memory"], lr=cfg.memory_lr_for(model.cfg),
+                         weight_decay=0.0),
+                    dict(params=groups["other"], lr=lr, weight_decay=0.0),
+                    dict(params=groups["router"], lr=cfg.router_lr, weight_decay=0.0)]
     optimizers = []
     if cfg.optimizer == "muon":
         optimizers.append(torch.optim.Muon(groups["matrix"], lr=cfg.muon_lr,
@@ -37,7 +41,8 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
     # steps a 16.7M-parameter MoVE bank in 20 ms instead of 160 ms (docs/research-log.md,
     # 2026-11-26). It agrees with the foreach kernel to rounding, not bit for bit.
     optimizers.insert(0, torch.optim.AdamW([g for g in adamw_groups if g["params"]],
-                                           betas=(0.9, 0.95), eps=1e-10, fused=True))
+                                           betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                           eps=cfg.adam_eps, fused=True))
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group["peak_lr"] = group["lr"]
