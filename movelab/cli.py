@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from movelab.accounting import analytic_costs
-from movelab.config import LADDERS, PRESETS, VALUE_PATHS, ConfigError, ModelConfig, build_config
+from movelab.config import (BANK_INITS, LADDERS, PRESETS, RECIPE_FIELDS, VALUE_PATHS, ConfigError,
+                            ModelConfig, build_config)
 
 LADDER_VARIANTS = [("standard", None), ("lave", 1), ("lave", 2),
                    ("move", 1), ("move", 2), ("move", 4), ("move", 8), ("move", 16), ("move", 32)]
@@ -44,6 +45,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                       help="lave ablation: also gate the standard value path")
     gate.add_argument("--no-gate-standard", dest="gate_standard", action="store_false",
                       help="move ablation: fix the standard path's gate g0 at 1")
+    d = ModelConfig()
+    g = parser.add_argument_group("initialisation (recipe; defaults are the paper's)")
+    g.add_argument("--router-init-std", type=float,
+                   help=f"move: std of the routers' normal init; 0 = zero, every gate 1 "
+                        f"(default {d.router_init_std:g})")
+    g.add_argument("--bank-init", choices=BANK_INITS,
+                   help="move: bank std 1/sqrt(d) (width, default) or 1/sqrt(d M) (width_slots)")
+    g.add_argument("--embed-init-std", type=float,
+                   help=f"token embedding std (default {d.embed_init_std:g})")
+    g.add_argument("--head-init-std", type=float,
+                   help=f"output head std (default {d.head_init_std:g})")
 
 
 def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
@@ -52,11 +64,12 @@ def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
     density = args.density
     if density is not None and float(density).is_integer():
         density = int(density)
+    recipe = {f: getattr(args, f) for f in RECIPE_FIELDS if getattr(args, f) is not None}
     return build_config(args.preset, depth=args.depth, width=args.width, heads=args.heads,
                         vocab_size=args.vocab_size if args.vocab_size is not None else vocab_size,
                         seq_len=args.seq_len if args.seq_len is not None else seq_len,
                         value_path=args.value_path or "standard", density=density, slots=args.slots,
-                        gate_standard=args.gate_standard)
+                        gate_standard=args.gate_standard, **recipe)
 
 
 def costs_record(cfg: ModelConfig) -> dict:
@@ -135,19 +148,18 @@ def cmd_flops(args: argparse.Namespace) -> None:
 
 
 MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "value_path",
-               "density", "slots", "gate_standard")
+               "density", "slots", "gate_standard", *sorted(RECIPE_FIELDS))
 TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
                "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
-               "grad_clip", "evals", "seed")
+               "grad_clip", "evals", "seed", "memory_lr_scaling", "router_lr", "adam_beta1",
+               "adam_beta2", "adam_eps", "lr_reference_width", "val_fraction", "eval_batch")
 IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
                "fid_samples")
 DEFAULT_TOKENS = 1_000_000
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from movelab.training.config import OPTIMIZERS, TrainConfig
-
-    from movelab.training.config import ImageConfig
+    from movelab.training.config import MEMORY_LR_SCALINGS, OPTIMIZERS, ImageConfig, TrainConfig
 
     d = TrainConfig(tokens=1)
     g = parser.add_argument_group("data and horizon")
@@ -158,7 +170,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--corpus", help="text: wiki (default; offline, ships in gensim's wheel), "
                                     "pydocs (Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
                                     "text:PATH (a file or folder of .txt/.md), "
-                                    "fineweb-edu[:PARQUET_DIR]; image: fashion-mnist (default) "
+                                    "fineweb-edu[:PARQUET_DIR], recall:K=N (synthetic positive "
+                                    "control of the slot axis, val_bpb is bits per token; "
+                                    "movelab/data/recall.py); image: fashion-mnist (default) "
                                     "or fashion-mnist:IDX_DIR")
     h = g.add_mutually_exclusive_group()
     h.add_argument("--tokens", type=int, metavar="N",
@@ -176,11 +190,26 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                    help=f"token embedding (default {d.embedding_lr:g})")
     g.add_argument("--memory-lr", type=float,
                    help=f"LaVE tables and MoVE bank (default {d.memory_lr:g})")
+    g.add_argument("--memory-lr-scaling", choices=MEMORY_LR_SCALINGS,
+                   help="memory learning rate over M slots: x1 (constant, default), x1/sqrt(M) "
+                        "(inv_sqrt) or x1/M (inv)")
+    g.add_argument("--router-lr", type=float,
+                   help="move routers' learning rate (default: the --lr rule's, as gates and norms)")
     g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
     g.add_argument("--weight-decay", type=float, help=f"on matrices (default {d.weight_decay:g})")
     g.add_argument("--warmup-frac", type=float, help=f"default {d.warmup_frac:g}")
     g.add_argument("--final-lr-frac", type=float, help=f"cosine floor (default {d.final_lr_frac:g})")
     g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
+    g.add_argument("--adam-beta1", type=float, help=f"AdamW beta1 (default {d.adam_beta1:g})")
+    g.add_argument("--adam-beta2", type=float, help=f"AdamW beta2 (default {d.adam_beta2:g})")
+    g.add_argument("--adam-eps", type=float, help=f"AdamW eps (default {d.adam_eps:g})")
+    g.add_argument("--lr-reference-width", type=int,
+                   help=f"--lr applies at this width, scaled by it / width "
+                        f"(default {d.lr_reference_width})")
+    g.add_argument("--val-fraction", type=float,
+                   help=f"share of a text corpus's documents held out (default {d.val_fraction:g})")
+    g.add_argument("--eval-batch", type=int,
+                   help="validation windows per forward pass (default: 16 text, 500 image)")
     g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
     g.add_argument("--seed", type=int, help="init and batch order (default 0)")
     i = ImageConfig()
@@ -282,6 +311,36 @@ def result_summary(result: dict) -> str:
                 f"class accuracy {result['class_accuracy']:.3f} on {result['fid_samples']:,} "
                 f"samples at cfg scale {result['cfg_scale']:g}")
     return f"val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f})"
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from movelab import diagnostics
+
+    path = args.run_dir / "result.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read {path} ({err}); give a finished run's folder") from None
+    found = result.get("diagnostics")
+    source = "recorded in result.json"
+    if args.recompute or found is None:
+        if not (args.run_dir / "model.pt").exists():
+            raise UsageError(f"{args.run_dir} has no recorded diagnostics and no model.pt to "
+                             "compute them from (runs keep model.pt since 2026-12-01)")
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        try:
+            found = diagnostics.inspect_run(args.run_dir, args.cache_dir)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        source = "recomputed from model.pt"
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return
+    label = f"{result['label']}: {result_summary(result)} ({source})"
+    print(diagnostics.format_diagnostics(label, found))
 
 
 def cmd_cfg_scale(args: argparse.Namespace) -> None:
@@ -407,6 +466,26 @@ def build_parser() -> argparse.ArgumentParser:
                            help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     cfg_scale.add_argument("--json", action="store_true", help="print the rows as JSON")
     cfg_scale.set_defaults(func=cmd_cfg_scale)
+
+    inspect = sub.add_parser(
+        "inspect", help="a run's memory diagnostics: slot effective count, gates, BPB by "
+                        "token frequency, bank row occurrences",
+        description="Print the diagnostics of a finished run (movelab/diagnostics.py): the "
+                    "participation ratio of each token's slot updates (1: the slots move in "
+                    "lockstep; M: independently), gate statistics per layer, validation bits "
+                    "per byte by the training frequency of the input token, and how often the "
+                    "bank's rows were trained. Memory runs record them in result.json; "
+                    "--recompute (or a run without them) computes them from model.pt.",
+        epilog="example:\n  movelab inspect results/calib-recall/runs/<id>",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    inspect.add_argument("run_dir", type=Path, help="a finished run (result.json [, model.pt])")
+    inspect.add_argument("--recompute", action="store_true",
+                         help="compute from model.pt and the data instead of reading result.json")
+    inspect.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    inspect.add_argument("--cache-dir", type=Path,
+                         help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
+    inspect.add_argument("--json", action="store_true", help="print the diagnostics as JSON")
+    inspect.set_defaults(func=cmd_inspect)
 
     from movelab.sweep import EXECUTORS, JobOptions
 

@@ -214,3 +214,54 @@ def curve_fields(diagnostics: dict) -> dict:
     for row in diagnostics["val_bpb_by_frequency"]:
         fields[f"val_bpb_q{row['bucket']}"] = row["val_bpb"]
     return fields
+
+
+def inspect_run(run_dir, cache_dir=None) -> dict:
+    """Recompute every diagnostic of a finished run from its model.pt (and its data, from the
+    cache): what `movelab inspect --recompute` prints."""
+    import json
+    from pathlib import Path
+
+    from movelab.training.config import RunConfig
+    from movelab.training.loop import MODEL, prepare_data
+
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    run = RunConfig.from_dict(result["config"])
+    if run.task != "text":
+        raise ValueError(f"{run_dir} is an image run; the memory diagnostics cover text runs")
+    model = GPT(run.model)
+    model.load_state_dict(torch.load(run_dir / MODEL, map_location="cpu", weights_only=True))
+    data = prepare_data(run, cache_dir)
+    counts = training_counts(data) * (result["tokens_seen"] / data.epoch_tokens)
+    x, y = data.val_windows(run.model.seq_len, DIAGNOSTIC_WINDOWS)
+    return memory_diagnostics(model, initial_memory_rows(run), data, counts, x, y)
+
+
+def format_diagnostics(label: str, diagnostics: dict) -> str:
+    """The diagnostics as the text `movelab inspect` prints."""
+    def num(x, spec=".4f"):
+        return "-" if x is None else format(x, spec)
+
+    occ = diagnostics["bank_row_occurrences"]
+    lines = [label,
+             f"slot_effective_count  {num(diagnostics['slot_effective_count'], '.3f')} of "
+             f"{diagnostics['memory_slots']} slots (participation ratio of each token's slot "
+             f"updates, mean over the {TOP_IDS} most frequent ids; 1: in lockstep)",
+             f"bank_row_occurrences  median {occ['median']:,.1f} expected training occurrences "
+             f"per id that occurs; {100 * occ['share_below_10']:.1f}% of them below "
+             f"{RARE_OCCURRENCES}; {occ['ids_never_seen']} ids never seen",
+             f"gates per layer ({diagnostics['diagnostic_windows']} validation windows):",
+             f"  {'layer':>5}{'g0 mean':>10}{'gate mean':>11}{'std/slots':>11}{'std/tokens':>12}"]
+    for row in diagnostics["gates"]:
+        lines.append(f"  {row['layer']:>5}{num(row['g0_mean']):>10}{num(row.get('gate_mean')):>11}"
+                     f"{num(row.get('std_across_slots')):>11}"
+                     f"{num(row.get('std_across_tokens')):>12}")
+    lines += ["val_bpb_by_frequency (equal shares of positions by the input token's training "
+              "occurrences, rarest first):",
+              f"  {'bucket':>6}{'occurrences':>24}{'positions':>11}{'val_bpb':>9}"]
+    for row in diagnostics["val_bpb_by_frequency"]:
+        span = f"{num(row['occurrences_min'], ',.0f')} - {num(row['occurrences_max'], ',.0f')}"
+        lines.append(f"  {row['bucket']:>6}{span:>24}{row['positions']:>11}"
+                     f"{num(row['val_bpb']):>9}")
+    return "\n".join(lines)
