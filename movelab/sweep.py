@@ -14,6 +14,7 @@ sweep.toml:
                              #   depth, so every value path at a depth sees the same tokens;
                              #   or tokens = N: N tokens for every run
     [[group]]                # any number of groups; a run listed twice is trained once
+    train = {memory_lr_scaling = "inv_sqrt"}   # optional: TrainConfig fields of this group only
     name = "grid"
     depths = [2, 4]
     seeds = [0]
@@ -24,6 +25,7 @@ sweep.toml:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -36,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from movelab import diagnostics
 from movelab.accounting import PARAM_GROUPS, analytic_costs
-from movelab.config import ConfigError, build_config
+from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
 
 RUNS_CSV_COLUMNS = (
@@ -51,8 +54,14 @@ RUNS_CSV_COLUMNS = (
     "val_bpb", "val_bpb_best", "val_loss", "train_loss",
     "wall_seconds", "tokens_per_second", "threads", "device", "precision", "git_commit",
     "git_dirty", "torch_version", "corpus", "corpus_hash", "started_at", "ended_at",
+    # memory runs only (movelab.diagnostics; empty otherwise), and the recipe fields a run sets
+    "slot_effective_count", "g0_mean", "gate_std_across_slots", "gate_std_across_tokens",
+    "recipe",
     # image runs only (empty for text): results/README.md
     "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
+# fields recorded only when a run changes them (movelab.config.recipe_field)
+RECIPE_KEYS = frozenset(f.name for cls in (ModelConfig, TrainConfig)
+                        for f in dataclasses.fields(cls) if f.metadata.get("omit_default"))
 EXECUTORS = ("subprocess", "local", "slurm")
 POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
 VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
@@ -143,10 +152,11 @@ def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
                           "[train] corpus = \"fashion-mnist\" or drop the table")
     planned: dict[str, PlannedRun] = {}
     for group in spec.get("group", []):
+        group_train = {**train_defaults, **group.get("train", {})}
         for depth in group["depths"]:
             base = {**shape, **group.get("model", {})}
             standard = build_config(depth=depth, **base)
-            batch_tokens = train_defaults.get("batch_size", TrainConfig.batch_size) * standard.seq_len
+            batch_tokens = group_train.get("batch_size", TrainConfig.batch_size) * standard.seq_len
             wanted = budget.get("tokens") or (budget["tokens_per_param"]
                                               * analytic_costs(standard).params_active)
             tokens = round(wanted / batch_tokens) * batch_tokens
@@ -154,7 +164,7 @@ def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
                 label, fields = parse_variant(variant)
                 model = build_config(**{"depth": depth, **base, **_model_args(fields)})
                 for seed in group.get("seeds", [0]):
-                    run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
+                    run = RunConfig(model, TrainConfig(**{**group_train, "tokens": max(
                         tokens, batch_tokens), "seed": seed}), image)
                     entry = planned.setdefault(run.hash(), PlannedRun(run, label))
                     if group["name"] not in entry.groups:
@@ -382,7 +392,13 @@ def csv_row(result: dict, planned: PlannedRun) -> dict:
         train_flops_matmul=result["tokens_seen"] * result["flops_per_token_train_matmul"],
         corpus=result["data"]["corpus"], corpus_hash=result["data"]["content_hash"],
         # records from before the GPU path (2026-11-26) ran on the CPU, where precision is fp32
-        precision=result.get("precision", "fp32"))
+        precision=result.get("precision", "fp32"),
+        recipe=";".join(f"{k}={v}" for part in ("model", "train")
+                        for k, v in sorted(result["config"][part].items())
+                        if k in RECIPE_KEYS))
+    if "diagnostics" in result:
+        row.update({k: v for k, v in diagnostics.curve_fields(result["diagnostics"]).items()
+                    if k in RUNS_CSV_COLUMNS})
     return row
 
 
