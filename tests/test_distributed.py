@@ -57,7 +57,8 @@ def test_two_processes_train_the_model_one_process_trains(corpus, cache, tmp_pat
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=TOLERANCE)
     # rank 0 alone wrote the record: the same files, no checkpoint or temporary left
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
-        sorted(p.name for p in single.iterdir()) == ["curve.csv", "result.json", "run.json"]
+        sorted(p.name for p in single.iterdir()) == ["curve.csv", "model.pt", "result.json",
+                                                   "run.json"]
 
 
 def test_two_processes_resume_a_checkpoint(corpus, cache, tmp_path, single, monkeypatch):
