@@ -265,3 +265,34 @@ def format_diagnostics(label: str, diagnostics: dict) -> str:
         lines.append(f"  {row['bucket']:>6}{span:>24}{row['positions']:>11}"
                      f"{num(row['val_bpb']):>9}")
     return "\n".join(lines)
+
+
+def slot_axis_table(runs) -> "pandas.DataFrame":
+    """A sweep's runs.csv (a DataFrame) summarised along the slot axis: one row per corpus,
+    value path (+g0), recipe and M with the seeds' mean and std of val_bpb, the mean
+    slot_effective_count, and for MoVE the slot slope of its (corpus, recipe): the least-squares
+    val_bpb per doubling of M, fitted per seed and then averaged (seeds paired), with the seeds'
+    std. A negative slope means more slots help."""
+    import pandas as pd
+
+    df = runs.copy()
+    df["recipe"] = df["recipe"].fillna("").replace("", "paper")
+    df["path"] = df["value_path"] + np.where(df["gate_standard"].astype(bool)
+                                             & (df["value_path"] == "standard"), " +g0", "")
+    keys = ["corpus", "path", "recipe", "slots"]
+    table = df.groupby(keys).agg(val_bpb=("val_bpb", "mean"), val_bpb_std=("val_bpb", "std"),
+                                 seeds=("seed", "nunique"),
+                                 slot_effective_count=("slot_effective_count", "mean"))
+    slopes = []
+    for (corpus, recipe), arm in df[df["value_path"] == "move"].groupby(["corpus", "recipe"]):
+        per_seed = [np.polyfit(np.log2(rows["slots"]), rows["val_bpb"], 1)[0]
+                    for _, rows in arm.groupby("seed") if rows["slots"].nunique() > 1]
+        if per_seed:
+            slopes.append({"corpus": corpus, "path": "move", "recipe": recipe,
+                           "slot_slope": float(np.mean(per_seed)),
+                           "slot_slope_std": float(np.std(per_seed, ddof=1))
+                           if len(per_seed) > 1 else np.nan})
+    table = table.reset_index()
+    if slopes:
+        table = table.merge(pd.DataFrame(slopes), on=["corpus", "path", "recipe"], how="left")
+    return table

@@ -98,3 +98,23 @@ def test_a_standard_run_keeps_its_curve_columns(tmp_path):
     assert "diagnostics" not in result
     header = (tmp_path / "curve.csv").read_text().splitlines()[0]
     assert header == "step,tokens,flops,lr_scale,train_loss,val_loss,val_bpb"
+
+
+def test_slot_axis_table_fits_the_slope_per_doubling_of_m_paired_by_seed():
+    import pandas as pd
+
+    rows = []
+    for seed, offset in ((0, 0.0), (1, 0.1)):
+        for m, bpb in ((1, 3.0), (4, 2.8), (16, 2.6)):  # -0.1 per doubling on seed 0
+            rows.append(dict(corpus="recall:K=4", value_path="move", gate_standard=True,
+                             recipe="", slots=m, seed=seed, val_bpb=bpb + offset * m / 16,
+                             slot_effective_count=1.0 + m / 16))
+        rows.append(dict(corpus="recall:K=4", value_path="standard", gate_standard=False,
+                         recipe="", slots=0, seed=seed, val_bpb=3.1, slot_effective_count=None))
+    table = diagnostics.slot_axis_table(pd.DataFrame(rows))
+    move = table[table["path"] == "move"].set_index("slots")
+    slope_seed1 = np.polyfit([0, 2, 4], [3.0 + 0.1 / 16, 2.8 + 0.1 / 4, 2.6 + 0.1], 1)[0]
+    assert move["slot_slope"].iloc[0] == pytest.approx((-0.1 + slope_seed1) / 2)
+    assert move.loc[16, "val_bpb"] == pytest.approx(2.65) and move.loc[16, "seeds"] == 2
+    assert move["recipe"].eq("paper").all()
+    assert table[table["path"] == "standard"]["val_bpb"].item() == pytest.approx(3.1)
