@@ -193,9 +193,9 @@ def fit_chinchilla(n_params, n_tokens, loss, *, delta: float = HUBER_DELTA, boot
                    seed: int = 0, start_grid: dict = EPOCH_START_GRID) -> ChinchillaFit:
     """Chinchilla Approach 3 as in Epoch AI's replication: L(N, D) = E + A/N^alpha + B/D^beta,
     fitted as log L = LSE(log A - alpha log N, log B - beta log D, log E) under a summed Huber
-    loss on the log loss, by L-BFGS-B from every point of `start_grid` (keys a, b, e, alpha, beta;
-    a = log A, b = log B, e = log E; the default is Epoch's 4500 starts, screened to the best
-    SCREEN_KEEP before L-BFGS-B, about 1 s on one core).
+    loss on the log loss, by L-BFGS-B from the SCREEN_KEEP points of `start_grid` with the lowest
+    objective (keys a, b, e, alpha, beta; a = log A, b = log B, e = log E; the default is Epoch's
+    4500 starts; about 1 s on one core).
     `bootstrap` = K > 0 adds K refits on resampled points (seeded by `seed`) for `interval`."""
     n, d, loss = _positive_arrays(n_params=n_params, n_tokens=n_tokens, loss=loss)
     starts = itertools.product(*(start_grid[k] for k in ("a", "b", "e", "alpha", "beta")))
