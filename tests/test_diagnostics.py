@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from movelab import diagnostics
+from movelab.cli import main
 from movelab.config import build_config
 from movelab.model import GPT
 from movelab.training.config import RunConfig, TrainConfig
@@ -67,7 +68,7 @@ def test_bank_row_occurrences():
     assert occ == {"median": 12.5, "share_below_10": 0.5, "ids_never_seen": 2}
 
 
-def test_a_tiny_move_run_records_the_diagnostics(tmp_path):
+def test_a_tiny_move_run_records_the_diagnostics(tmp_path, capsys):
     run = RunConfig(build_config(depth=2, width=32, heads=1, vocab_size=64, seq_len=24,
                                  value_path="move", slots=4),
                     TrainConfig(corpus="recall:K=2,tokens=30000", tokens=24 * 8 * 20,
@@ -88,6 +89,14 @@ def test_a_tiny_move_run_records_the_diagnostics(tmp_path):
     # the weights are kept, and `inspect` recomputes the same numbers from them
     assert diagnostics.inspect_run(tmp_path)["slot_effective_count"] == pytest.approx(
         found["slot_effective_count"])
+    # `movelab inspect` prints them; a folder without a run is one line and exit status 2
+    assert main(["inspect", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"slot_effective_count  {found['slot_effective_count']:.3f} of 4 slots" in printed
+    assert printed.count("\n") >= 5 + 2 + diagnostics.FREQUENCY_BUCKETS
+    assert main(["inspect", str(tmp_path / "nothing")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot read" in error
 
 
 def test_a_standard_run_keeps_its_curve_columns(tmp_path):
