@@ -127,3 +127,36 @@ def test_slot_axis_table_fits_the_slope_per_doubling_of_m_paired_by_seed():
     assert move.loc[16, "val_bpb"] == pytest.approx(2.65) and move.loc[16, "seeds"] == 2
     assert move["recipe"].eq("paper").all()
     assert table[table["path"] == "standard"]["val_bpb"].item() == pytest.approx(3.1)
+
+
+class _Bytes:
+    """The one thing memory_diagnostics asks of a data object besides the windows."""
+
+    @staticmethod
+    def target_bytes(targets):
+        return torch.ones_like(targets)
+
+
+@pytest.mark.parametrize("fields, layers, slots", [
+    ({"value_path": "lave", "gate_standard": True}, [1], 1),   # x1 at depth 2: the last layer
+    ({"value_path": "lave", "density": 2}, [0, 1], 2),
+    ({"value_path": "standard", "gate_standard": True}, [0, 1], 0)])
+def test_gate_statistics_of_lave_and_the_standard_gate(fields, layers, slots):
+    torch.manual_seed(0)
+    model = GPT(build_config(depth=2, width=32, heads=1, vocab_size=64, seq_len=8, **fields))
+    with torch.no_grad():  # gates away from exactly 1, so their statistics are not trivial
+        for block in model.blocks:
+            if block.attn.value_mix is not None:
+                block.attn.value_mix.gate.weight.normal_(std=0.3)
+    x = torch.randint(0, 64, (4, 8))
+    found = diagnostics.memory_diagnostics(model, diagnostics.memory_rows(model), _Bytes(),
+                                           np.arange(64) + 1, x, x)
+    assert [row["layer"] for row in found["gates"]] == layers and found["memory_slots"] == slots
+    for row in found["gates"]:
+        assert (row["g0_mean"] is not None) == bool(fields.get("gate_standard"))
+        if fields["value_path"] == "lave":
+            assert row["std_across_slots"] == 0.0 and row["std_across_tokens"] > 0
+        else:
+            assert "gate_mean" not in row
+    # nothing has moved yet: no slot has an update, so there is no effective count
+    assert found["slot_effective_count"] is None
