@@ -88,8 +88,9 @@ class Sweep:
         directory = self.run_dir(planned)
         if (directory / "result.json").exists():
             return "done"
-        if _lock_holder_alive(directory / ".lock"):
-            return "running"
+        alive = _lock_holder_alive(directory / ".lock")
+        if alive:
+            return "queued" if alive == "PENDING" else "running"
         if (directory / "checkpoint.pt").exists():
             return "stopped"
         return "missing"
@@ -167,9 +168,14 @@ def _model_args(fields: dict) -> dict:
     return {renamed.get(k, k): v for k, v in fields.items()}
 
 
-def _lock_holder_alive(lock: Path) -> bool:
+def _lock_holder_alive(lock: Path) -> bool | str:
+    """Whether the run holding `lock` lives; a SLURM job's state (PENDING, RUNNING, ...) from
+    squeue, or True where squeue cannot say."""
     try:
         host, pid = lock.read_text().split()
+        if host == "slurm":
+            states = slurm_queue([pid])
+            return True if states is None else states.get(pid, False)
         if host != socket.gethostname():
             return True  # another machine's run: assume alive
         os.kill(int(pid), 0)
@@ -237,8 +243,11 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
                 consolidate(sweep)
             else:
                 failures += 1
-                log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
-                    f"(exit {status}); see {sweep.run_dir(planned) / 'train.log'}"
+                stopped = sweep.status(planned) == "stopped"  # e.g. by a time limit, scancel
+                log(f"  {'stopped' if stopped else 'FAILED'} {planned.run_id}  "
+                    f"d{planned.run.model.depth} {planned.variant} (exit {status}"
+                    + ("; the next `sweep run` resumes its checkpoint" if stopped else "")
+                    + f"); see {sweep.run_dir(planned) / 'train.log'}"
                     + (f" and {sweep.directory / 'submitit'}" if executor != "subprocess" else ""))
         if running and time.time() - last_report > REPORT_SECONDS:
             log(f"  waiting: {len(running)} started, {len(todo)} to start, {_done(sweep)} of "
@@ -279,7 +288,8 @@ def starter(sweep: Sweep, executor: str, threads_per_job: int,
             raise ConfigError(f"--executor slurm needs a SLURM cluster: {err}") from None
         cluster.update_parameters(**_slurm_parameters(sweep, options))
         threads = options.cpus_per_job // max(1, options.gpus_per_job)
-        return (_job_starter(sweep, cluster, "slurm", threads, options.gpus_per_job),
+        return (_job_starter(sweep, cluster, "slurm", threads, options.gpus_per_job,
+                             queue=_SlurmQueue()),
                 f"as SLURM jobs of {options.gpus_per_job} GPU(s), {options.cpus_per_job} CPUs, "
                 f"{options.time_limit} min on partition {options.partition or '(default)'}")
     raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -288,6 +298,9 @@ def starter(sweep: Sweep, executor: str, threads_per_job: int,
 def _slurm_parameters(sweep: Sweep, options: JobOptions) -> dict:
     """submitit AutoExecutor parameters of one job: one node, one task that runs the command."""
     return {"name": f"movelab-{sweep.name}", "timeout_min": options.time_limit, "nodes": 1,
+            # SLURM's warning (SIGUSR2, when the job has this many seconds left) stops the run at
+            # a checkpoint: 90 s before the end, or half way through a job shorter than 3 min
+            "slurm_signal_delay_s": min(90, options.time_limit * 30),
             "tasks_per_node": 1, "cpus_per_task": options.cpus_per_job,
             "gpus_per_node": options.gpus_per_job,
             **({"slurm_partition": options.partition} if options.partition else {})}
@@ -314,29 +327,87 @@ def _process_starter(sweep: Sweep, threads: int) -> Start:
     return start
 
 
-def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0) -> Start:
+def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0,
+                 queue: _SlurmQueue | None = None) -> Start:
     """Submit each run as a submitit job; its .lock names `host` and the job id (a host other
-    than this machine's counts as alive: a stray lock of a dead SLURM job must be deleted)."""
+    than this machine's counts as alive; a SLURM job, while squeue lists it). With a `queue`
+    a job is over once squeue no longer lists it, else when submitit says so."""
     def start(planned: PlannedRun):
         directory = _ready(sweep, planned)
         job = executor.submit(run_logged, train_command(directory, threads, gpus),
                               directory / "train.log", threads)
         (directory / ".lock").write_text(f"{host} {job.job_id}")
+        if queue:
+            queue.watch(job.job_id)
 
         def poll() -> int | None:
-            if not job.done():
+            returned = job.paths.result_pickle.exists()
+            if not (returned or queue.over(job.job_id) if queue else job.done()):
                 return None
-            # a job that died (time limit, cancelled) returned nothing: count it as exit 1
+            if not (returned or job.paths.result_pickle.exists()):
+                return 1  # killed before it returned (time limit, scancel): count it as exit 1
             return 1 if job.exception() is not None else job.result()
         return poll
     return start
 
 
+class _SlurmQueue:
+    """Which of the submitted SLURM jobs squeue still lists, asked for all of them at once at
+    most every `every` seconds. squeue needs no accounting; submitit's own check (sacct) does,
+    and on a cluster without accounting it warns at every poll and never sees a job die."""
+
+    def __init__(self, every: float = 10.0):
+        self.every, self.at, self.jobs, self.listed = every, float("-inf"), set(), None
+
+    def watch(self, job_id: str) -> None:
+        self.jobs.add(job_id)
+        self.at = float("-inf")  # ask at the next poll
+
+    def over(self, job_id: str) -> bool:
+        if time.monotonic() - self.at > self.every:
+            self.at = time.monotonic()
+            states = slurm_queue(sorted(self.jobs))
+            self.listed = None if states is None else set(states)  # None: squeue did not answer
+            if self.listed is not None:
+                self.jobs = set(self.listed)
+        return self.listed is not None and job_id not in self.listed
+
+
+def slurm_queue(job_ids: list[str]) -> dict[str, str] | None:
+    """The state (PENDING, RUNNING, ...) of each of `job_ids` that squeue lists (a job leaves
+    the list when it ends); None when squeue does not answer."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--format=%i|%T",
+                              f"--jobs={','.join(job_ids)}"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode:  # it says so when none of the jobs is known any more
+        return {} if "Invalid job id" in out.stderr else None
+    return dict(line.split("|", 1) for line in out.stdout.split())
+
+
 def run_logged(command: list[str], log: Path, threads: int) -> int:
-    """Run `command` with its output appended to `log`; its exit status (what a job returns)."""
+    """Run `command` with its output appended to `log`; its exit status (what a job returns).
+    The signal submitit asks SLURM to send before a job's time limit (SIGUSR2) reaches the
+    command as SIGTERM, on which a run checkpoints and stops; the next `sweep run` resumes it."""
+    import signal
+
+    import submitit
+
+    warning = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)
+    # SLURM signals every process of the job: the command ignores the warning itself
+    previous = signal.signal(warning, signal.SIG_IGN)
     with open(log, "a") as file:
-        return subprocess.run(command, stdout=file, stderr=subprocess.STDOUT,
-                              env=_environment(threads)).returncode
+        process = subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT,
+                                   env=_environment(threads))
+    signal.signal(warning, lambda signum, frame: process.terminate())
+    try:
+        return process.wait()
+    finally:
+        signal.signal(warning, previous)
 
 
 def _environment(threads: int) -> dict:
