@@ -298,9 +298,10 @@ def starter(sweep: Sweep, executor: str, threads_per_job: int,
 def _slurm_parameters(sweep: Sweep, options: JobOptions) -> dict:
     """submitit AutoExecutor parameters of one job: one node, one task that runs the command."""
     return {"name": f"movelab-{sweep.name}", "timeout_min": options.time_limit, "nodes": 1,
-            # SLURM's warning (SIGUSR2, when the job has this many seconds left) stops the run at
-            # a checkpoint: 90 s before the end, or half way through a job shorter than 3 min
-            "slurm_signal_delay_s": min(90, options.time_limit * 30),
+            # SLURM's warning (SIGUSR2, this many seconds before the time limit, give or take
+            # the 30 s between its checks) stops the run at a checkpoint; at most a quarter of
+            # the job, so that a short job is not warned as it starts
+            "slurm_signal_delay_s": min(90, options.time_limit * 15),
             "tasks_per_node": 1, "cpus_per_task": options.cpus_per_job,
             "gpus_per_node": options.gpus_per_job,
             **({"slurm_partition": options.partition} if options.partition else {})}

@@ -58,7 +58,7 @@ def test_a_slurm_job_asks_for_the_options_and_runs_the_train_command(tmp_path, c
     job_dir = sweep.directory / "submitit" / "4242"
     sbatch = (job_dir / "4242_submission.sh").read_text()
     for line in ("--partition=gpu", "--gpus-per-node=8", "--cpus-per-task=64", "--time=90",
-                 "--signal=USR2@90",
+                 "--signal=USR2@90",  # 90 s before the end of a 90-minute job
                  "--nodes=1", "--ntasks-per-node=1", "--job-name=movelab-tiny"):
         assert f"#SBATCH {line}\n" in sbatch
     submitted = submitit.SlurmJob(sweep.directory / "submitit" / "%j", "4242").submission()
