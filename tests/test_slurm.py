@@ -82,6 +82,11 @@ def checkpoint_step(run_dir) -> int:
     return json.loads(saved["loop_state"])["step"]
 
 
+def slurm_state(job: str) -> str:
+    return subprocess.run(["squeue", "--noheader", "--format=%T", f"--jobs={job}"],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
 def wait_for(condition, what: str):
     deadline = time.time() + WAIT
     while not condition():
@@ -188,42 +193,46 @@ def test_a_job_stopped_by_its_time_limit_resumes_to_the_uninterrupted_result(
 
 def test_status_shows_queued_and_running_jobs_and_scancel_leaves_a_resumable_run(
         tmp_path, corpus, env, reference):
-    # two sweeps of the same run, each job asking for every CPU of the node: one trains, the
-    # other waits in the queue; the first is cancelled, the second is its uninterrupted twin
+    # two sweeps of the same run behind another user's job that fills the node: both queue,
+    # then train side by side; the first is cancelled, the second is its uninterrupted twin
     body, budget = long_run(reference[1], 20)
     results = [write(tmp_path / name, corpus, body, budget) for name in ("a", "b")]
     sweeps = [load_sweep("tiny", r) for r in results]
     (planned,) = sweeps[0].runs
-    command = ["sweep", "run", "tiny", *SLURM, "--cpus-per-job", str(CPUS), "--time-limit", "10"]
+    run_dir = sweeps[0].run_dir(planned)
+    command = ["sweep", "run", "tiny", *SLURM, "--cpus-per-job", "1", "--time-limit", "10"]
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", f"--partition={PARTITION}", f"--cpus-per-task={CPUS}",
+         "--time=10", "--output=/dev/null", "--wrap=sleep 600"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.strip().split(";")[0]
     runners = []
     try:
-        for r, sweep in zip(results, sweeps):
-            runners.append(subprocess.Popen(
-                [sys.executable, "-m", "movelab", *command, "--results-dir", r],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-            wait_for(lambda: sweep.status(planned) in ("queued", "running"), "the job submitted")
-        wait_for(lambda: sorted(s.status(planned) for s in sweeps) == ["queued", "running"],
-                 "one job running and one queued")
-        status = [movelab("sweep", "status", "tiny", "--results-dir", r).stdout for r in results]
-        first = 0 if sweeps[0].status(planned) == "running" else 1
-        assert f"  running {planned.run_id}" in status[first] and "1 running" in status[first]
-        assert f"  queued  {planned.run_id}" in status[1 - first] and \
-            "1 queued" in status[1 - first]
-        run_dir = sweeps[first].run_dir(planned)
+        wait_for(lambda: slurm_state(blocker) == "RUNNING", "the job that fills the node")
+        runners = [subprocess.Popen([sys.executable, "-m", "movelab", *command, "--results-dir",
+                                     r], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True) for r in results]
+        wait_for(lambda: [s.status(planned) for s in sweeps] == ["queued"] * 2, "both queued")
+        status = movelab("sweep", "status", "tiny", "--results-dir", results[0]).stdout
+        assert f"  queued  {planned.run_id}" in status and "1 queued" in status, status
+        subprocess.run(["scancel", blocker], check=True, timeout=60)
+        wait_for(lambda: sweeps[0].status(planned) == "running", "the job to start")
+        status = movelab("sweep", "status", "tiny", "--results-dir", results[0]).stdout
+        assert f"  running {planned.run_id}" in status and "1 running" in status, status
         wait_for(lambda: (run_dir / "checkpoint.pt").exists(), "the first evaluation")
         job = (run_dir / ".lock").read_text().split()[1]
         subprocess.run(["scancel", job], check=True, timeout=60)
         outs = [runner.communicate(timeout=WAIT)[0] for runner in runners]
     finally:
+        subprocess.run(["scancel", blocker], timeout=60)
         for runner in runners:
             runner.kill()
-    assert runners[first].returncode == 2 and f"  stopped {planned.run_id}" in outs[first]
-    assert runners[1 - first].returncode == 0, outs[1 - first]
-    assert sweeps[first].status(planned) == "stopped"
+    assert runners[0].returncode == 2 and f"  stopped {planned.run_id}" in outs[0], outs[0]
+    assert runners[1].returncode == 0, outs[1]
+    assert sweeps[0].status(planned) == "stopped"
     assert "stopped at step" in (run_dir / "train.log").read_text()
 
-    movelab(*command, "--results-dir", results[first])
-    assert sweeps[first].status(planned) == "done"
+    movelab(*command, "--results-dir", results[0])
+    assert sweeps[0].status(planned) == "done"
     assert rows(results[0]) == rows(results[1])
     curves = [(s.run_dir(planned) / "curve.csv").read_text() for s in sweeps]
     assert curves[0] == curves[1]
