@@ -55,6 +55,7 @@ RUNS_CSV_COLUMNS = (
     "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 EXECUTORS = ("subprocess", "local", "slurm")
 POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
+SQUEUE_SECONDS = 10.0  # how often a sweep asks squeue about its SLURM jobs
 VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
                      r"(?P<g0plus> \+g0)?(?P<g0one> g0=1)?$")
 
@@ -354,18 +355,18 @@ def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0,
 
 class _SlurmQueue:
     """Which of the submitted SLURM jobs squeue still lists, asked for all of them at once at
-    most every `every` seconds. squeue needs no accounting; submitit's own check (sacct) does,
+    most every SQUEUE_SECONDS. squeue needs no accounting; submitit's own check (sacct) does,
     and on a cluster without accounting it warns at every poll and never sees a job die."""
 
-    def __init__(self, every: float = 10.0):
-        self.every, self.at, self.jobs, self.listed = every, float("-inf"), set(), None
+    def __init__(self):
+        self.at, self.jobs, self.listed = float("-inf"), set(), None
 
     def watch(self, job_id: str) -> None:
         self.jobs.add(job_id)
         self.at = float("-inf")  # ask at the next poll
 
     def over(self, job_id: str) -> bool:
-        if time.monotonic() - self.at > self.every:
+        if time.monotonic() - self.at > SQUEUE_SECONDS:
             self.at = time.monotonic()
             states = slurm_queue(sorted(self.jobs))
             self.listed = None if states is None else set(states)  # None: squeue did not answer

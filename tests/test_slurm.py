@@ -2,8 +2,8 @@
 starts a one-node one with a partition `cpu`. On it, `--executor slurm` trains every run once to
 the subprocess executor's numbers; a job stopped by its time limit (SLURM's warning signal) or
 by scancel leaves a checkpoint that the next `sweep run` finishes to the uninterrupted result;
-`sweep status` tells queued jobs from running ones. Skipped, saying why, where no cluster
-answers `sinfo`. Each run is tiny; the time-limit run is sized from the measured speed of this
+`sweep status` tells queued jobs from running ones. Those tests skip, saying why, where no
+cluster answers `sinfo`; the last one runs anywhere, on stand-ins. Each run is tiny; the time-limit run is sized from the measured speed of this
 machine so that it needs longer than SLURM's one-minute minimum."""
 
 import csv
@@ -17,7 +17,8 @@ import time
 import pytest
 import torch
 
-from movelab.sweep import load_sweep, run_sweep
+from movelab import sweep as sweeps
+from movelab.sweep import JobOptions, load_sweep, run_sweep, starter
 from test_sweep import TINY_MODEL
 
 PARTITION = "cpu"
@@ -46,7 +47,7 @@ def cluster() -> tuple[int | None, str]:
 
 
 CPUS, WHY = cluster()
-pytestmark = pytest.mark.skipif(CPUS is None, reason=WHY)
+on_a_cluster = pytest.mark.skipif(CPUS is None, reason=WHY)
 
 
 def movelab(*args, check=True) -> subprocess.CompletedProcess:
@@ -139,6 +140,7 @@ variants = ["standard"]
 """, f"tokens = {tokens}"
 
 
+@on_a_cluster
 def test_slurm_jobs_train_each_run_once_to_the_subprocess_numbers(tmp_path, corpus, env,
                                                                   reference):
     results = write(tmp_path, corpus, GRID, "tokens_per_param = 0.2")
@@ -156,6 +158,7 @@ def test_slurm_jobs_train_each_run_once_to_the_subprocess_numbers(tmp_path, corp
     assert rows(results) == rows(reference[0])
 
 
+@on_a_cluster
 def test_a_job_stopped_by_its_time_limit_resumes_to_the_uninterrupted_result(
         tmp_path, corpus, env, reference):
     # the run needs about 75 s; SLURM warns a one-minute job 15 s before its end (give or take
@@ -191,6 +194,7 @@ def test_a_job_stopped_by_its_time_limit_resumes_to_the_uninterrupted_result(
     assert curves[0] == curves[1]
 
 
+@on_a_cluster
 def test_status_shows_queued_and_running_jobs_and_scancel_leaves_a_resumable_run(
         tmp_path, corpus, env, reference):
     # two sweeps of the same run behind another user's job that fills the node: both queue,
@@ -236,3 +240,30 @@ def test_status_shows_queued_and_running_jobs_and_scancel_leaves_a_resumable_run
     assert rows(results[0]) == rows(results[1])
     curves = [(s.run_dir(planned) / "curve.csv").read_text() for s in sweeps]
     assert curves[0] == curves[1]
+
+
+def test_a_job_is_over_when_squeue_stops_listing_it_and_sacct_is_never_asked(
+        tmp_path, corpus, monkeypatch):
+    """No cluster needed: stand-ins answer like SLURM's srun, sbatch and squeue; sacct, as on a
+    cluster without accounting, fails (and notes that it was asked)."""
+    bin_dir, queue = tmp_path / "bin", tmp_path / "queue"
+    bin_dir.mkdir()
+    for name, body in (("srun", "exit 0"), ("sbatch", "echo 'Submitted batch job 77'"),
+                       ("squeue", f"cat {queue}"),
+                       ("sacct", f"touch {tmp_path}/sacct; echo 'Slurm accounting storage is "
+                                 "disabled' >&2; exit 1")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(sweeps, "SQUEUE_SECONDS", 0.0)
+    sweep = load_sweep("tiny", write(tmp_path / "results", corpus, GRID, "tokens_per_param = 0.2"))
+    planned = sweep.runs[0]
+    start, _ = starter(sweep, "slurm", 1, JobOptions(gpus_per_job=0, cpus_per_job=1))
+    queue.write_text("77|PENDING\n")
+    poll = start(planned)
+    assert poll() is None and sweep.status(planned) == "queued"
+    queue.write_text("77|RUNNING\n")
+    assert poll() is None and sweep.status(planned) == "running"
+    queue.write_text("")  # gone without a result: killed (time limit, scancel, node failure)
+    assert poll() == 1 and sweep.status(planned) == "missing"
+    assert not (tmp_path / "sacct").exists()
