@@ -3,8 +3,9 @@ starts a one-node one with a partition `cpu`. On it, `--executor slurm` trains e
 the subprocess executor's numbers; a job stopped by its time limit (SLURM's warning signal) or
 by scancel leaves a checkpoint that the next `sweep run` finishes to the uninterrupted result;
 `sweep status` tells queued jobs from running ones. Those tests skip, saying why, where no
-cluster answers `sinfo`; the last one runs anywhere, on stand-ins. Each run is tiny; the time-limit run is sized from the measured speed of this
-machine so that it needs longer than SLURM's one-minute minimum."""
+cluster answers `sinfo`; the last one runs anywhere, on stand-ins. Each run is tiny; the
+time-limit run is sized from the measured speed of this machine so that it needs longer than
+SLURM's one-minute minimum."""
 
 import csv
 import json
