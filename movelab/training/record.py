@@ -61,7 +61,7 @@ def write_curve(out_dir: Path, rows: list[dict], columns: tuple[str, ...] = CURV
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _replace(out_dir / CURVE, buffer.getvalue().encode())
+    replace_file(out_dir / CURVE, buffer.getvalue().encode())
 
 
 class RecordError(ValueError):
@@ -78,7 +78,7 @@ LOOP_STATE_KEYS = {"step": int, "curve": list, "wall_seconds": (int, float), "st
 def save_tensors(path: Path, value) -> None:
     buffer = io.BytesIO()
     torch.save(value, buffer)
-    _replace(path, buffer.getvalue())
+    replace_file(path, buffer.getvalue())
 
 
 def save_checkpoint(out_dir: Path, state: dict) -> None:
@@ -145,7 +145,8 @@ def remove_partials(out_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temporary file beside it, then a rename."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
     try:
         with os.fdopen(descriptor, "wb") as file:
