@@ -128,7 +128,8 @@ def training_memory(cfg: ModelConfig, batch_size: int, *, optimizer: str = "adam
     element (4 in fp32, 2 under bf16 autocast): about 20 d per token per layer for a block
     (norm inputs, q k v, attention output, the MLP's 4 d hidden twice), the memory path's
     gathered values and gates, and the logits with their fp32 log-softmax. Allocator
-    workspace and fragmentation are left out, so a step that needs more than this does not fit."""
+    workspace and framework overhead are left out: on the CPU it came to 63-70% of the measured
+    peak (docs/research-log.md, 2026-12-01), so a step that needs more than this does not fit."""
     costs = analytic_costs(cfg)
     d, d_kv, L, V, H = cfg.width, cfg.d_kv, cfg.depth, cfg.vocab_size, cfg.n_heads
     matrices = costs.params["transformer_matrices"]
