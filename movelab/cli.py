@@ -482,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-job", type=whole_number(1), default=d.cpus_per_job,
                    help=f"CPUs per run, shared out as torch threads of its ranks "
                         f"(default {d.cpus_per_job})")
-    g.add_argument("--time-limit", type=whole_number(1), default=d.time_limit, metavar="MINUTES",
+    g.add_argument("--time-limit", type=whole_number(1), default=d.time_limit,
+                   metavar="MINUTES",
                    help=f"per job; a run stopped by it resumes on the next `sweep run` "
                         f"(default {d.time_limit})")
     sweep.set_defaults(func=cmd_sweep)

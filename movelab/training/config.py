@@ -15,7 +15,8 @@ IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH s
 
 
 def is_image_corpus(corpus: str) -> bool:
-    return isinstance(corpus, str) and (corpus == IMAGE_CORPUS or corpus.startswith(IMAGE_CORPUS + ":"))
+    return isinstance(corpus, str) and (corpus == IMAGE_CORPUS
+                                        or corpus.startswith(IMAGE_CORPUS + ":"))
 
 
 # the range of every number of TrainConfig (the horizons are checked when given)
