@@ -27,7 +27,8 @@ def unknown_keys(where: str, unknown, allowed) -> ConfigError:
     allowed = sorted(allowed)
     hints = []
     for key in sorted(map(str, unknown)):
-        close = difflib.get_close_matches(key, allowed, n=1)
+        close = difflib.get_close_matches(key, allowed, n=1) or [
+            a for a in allowed if a.startswith(key) or key.startswith(a)][:1]
         hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return ConfigError(f"{where}: unknown key{'s' if len(hints) > 1 else ''} {', '.join(hints)}; "
                        f"allowed: {', '.join(allowed)}")
