@@ -438,10 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     cfg_scale.add_argument("run_dir", type=Path, help="a finished image run (result.json, model.pt)")
     cfg_scale.add_argument("--scales", default="1,1.5,2,3", help="comma list (default 1,1.5,2,3)")
-    cfg_scale.add_argument("--samples", type=int, default=2000,
+    cfg_scale.add_argument("--samples", type=whole_number(2), default=2000,
                            help="generated images per scale (default 2000)")
-    cfg_scale.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    cfg_scale.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    cfg_scale.add_argument("--seed", type=whole_number(0), default=0,
+                           help="sampling seed (default 0)")
+    cfg_scale.add_argument("--threads", type=whole_number(1),
+                           help="torch CPU threads (default: torch's)")
     cfg_scale.add_argument("--cache-dir", type=Path,
                            help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     cfg_scale.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -497,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "<out>/demo/figures. Rerunning reuses finished runs.")
     demo.add_argument("--out", type=Path, default=Path("scratch"),
                       help="scratch folder (default ./scratch; committed results are untouched)")
-    demo.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    demo.add_argument("--jobs", type=whole_number(1), default=2, help="runs at once (default 2)")
     demo.set_defaults(func=cmd_demo)
 
     from movelab.training.config import TrainConfig
