@@ -282,21 +282,11 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
     start, how = starter(sweep, executor, threads_per_job, options)
     log(f"{sweep.name}: {len(todo)} runs to train ({_done(sweep)} done), "
         f"{jobs or 'all'} at a time {how}")
-    from movelab.training.loop import prepare_data  # once here, not in every job at the same time
-
-    prepared = set()
-    for planned in todo:
-        run = planned.run
-        key = (run.train.corpus, run.model.vocab_size, run.image)
-        if key not in prepared:
-            prepared.add(key)
-            data = prepare_data(run, progress=sys.stderr.isatty())
-            if run.task == "image":
-                data.evaluator()  # trains the FID classifier once, before any job needs it
     running: list[tuple[PlannedRun, Started, str, float]] = []
     failures, last_report, at_once = 0, time.time(), jobs or len(todo)
     with _signals_interrupt():
         try:
+            _prepare(todo)
             while todo or running:
                 while todo and len(running) < at_once:
                     planned = todo.pop(0)
@@ -336,6 +326,21 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
                                     "at a checkpoint; the same command continues them") from None
     consolidate(sweep)
     return failures
+
+
+def _prepare(todo: list[PlannedRun]) -> None:
+    """Fill the data cache once here, not in every job at the same time."""
+    from movelab.training.loop import prepare_data
+
+    prepared = set()
+    for planned in todo:
+        run = planned.run
+        key = (run.train.corpus, run.model.vocab_size, run.image)
+        if key not in prepared:
+            prepared.add(key)
+            data = prepare_data(run, progress=sys.stderr.isatty())
+            if run.task == "image":
+                data.evaluator()  # trains the FID classifier once, before any job needs it
 
 
 def launch(sweep: Sweep, planned: PlannedRun, start: Start, log):
