@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from movelab import sweep as sweeps
-from movelab.sweep import JobOptions, load_sweep, run_sweep, starter
+from movelab.sweep import JobOptions, launch, load_sweep, run_sweep, starter
 from test_sweep import TINY_MODEL
 
 PARTITION = "cpu"
@@ -261,7 +261,7 @@ def test_a_job_is_over_when_squeue_stops_listing_it_and_sacct_is_never_asked(
     planned = sweep.runs[0]
     start, _ = starter(sweep, "slurm", 1, JobOptions(gpus_per_job=0, cpus_per_job=1))
     queue.write_text("77|PENDING\n")
-    poll = start(planned)
+    poll = launch(sweep, planned, start, log=lambda message: None)[1].poll  # claim, submit
     assert poll() is None and sweep.status(planned) == "queued"
     queue.write_text("77|RUNNING\n")
     assert poll() is None and sweep.status(planned) == "running"
