@@ -99,7 +99,7 @@ class Sweep:
         holder = claim.holder(directory)
         if holder and holder.startswith("slurm "):  # squeue lists a job while it lives
             job = holder.split()[1]
-            states = slurm_queue([job])
+            states = claim.slurm_queue([job])
             if states is None or job in states:
                 return "queued" if states and states[job] == "PENDING" else "running"
         elif claim.alive(holder):
@@ -534,27 +534,11 @@ class _SlurmQueue:
     def over(self, job_id: str) -> bool:
         if time.monotonic() - self.at > SQUEUE_SECONDS:
             self.at = time.monotonic()
-            states = slurm_queue(sorted(self.jobs))
+            states = claim.slurm_queue(sorted(self.jobs))
             self.listed = None if states is None else set(states)  # None: squeue did not answer
             if self.listed is not None:
                 self.jobs = set(self.listed)
         return self.listed is not None and job_id not in self.listed
-
-
-def slurm_queue(job_ids: list[str]) -> dict[str, str] | None:
-    """The state (PENDING, RUNNING, ...) of each of `job_ids` that squeue lists (a job leaves
-    the list when it ends); None when squeue does not answer."""
-    if not job_ids:
-        return {}
-    try:
-        out = subprocess.run(["squeue", "--noheader", "--format=%i|%T",
-                              f"--jobs={','.join(job_ids)}"],
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode:  # it says so when none of the jobs is known any more
-        return {} if "Invalid job id" in out.stderr else None
-    return dict(line.split("|", 1) for line in out.stdout.split())
 
 
 def run_logged(command: list[str], log: Path, threads: int) -> int:

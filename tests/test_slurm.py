@@ -267,4 +267,7 @@ def test_a_job_is_over_when_squeue_stops_listing_it_and_sacct_is_never_asked(
     assert poll() is None and sweep.status(planned) == "running"
     queue.write_text("")  # gone without a result: killed (time limit, scancel, node failure)
     assert poll() == 1 and sweep.status(planned) == "missing"
+    # its claim (`slurm 77`, left by a sweep that was not there to see the job end) is stale:
+    # the next sweep takes the run over
+    assert launch(sweep, planned, start, log=lambda message: None) is not None
     assert not (tmp_path / "sacct").exists()
