@@ -10,6 +10,7 @@ from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
 
 
@@ -42,6 +43,10 @@ class TrainConfig(DictConfig):
     # corpus one pass costs about as much as training on 30k tokens)
     evals: int = 6
     seed: int = 0
+    # what those passes score: "dev" (the validation split of every corpus: for every choice) or
+    # "test" (corpora with a held-out test split, e.g. prose: for claims). Left out of the
+    # config's dict, and so of its hash, at the default: runs from before it keep their ids
+    eval_split: str = "dev"
 
     def __post_init__(self):
         horizons = [h for h in (self.tokens, self.tokens_per_param, self.flops) if h is not None]
@@ -57,6 +62,15 @@ class TrainConfig(DictConfig):
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.warmup_frac < 1 or not 0 <= self.final_lr_frac <= 1:
             raise ConfigError("--warmup-frac must be in [0, 1) and --final-lr-frac in [0, 1]")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ConfigError(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got "
+                              f"{self.eval_split!r}")
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d["eval_split"] == "dev":
+            del d["eval_split"]
+        return d
 
     def total_steps(self, model: ModelConfig) -> int:
         tokens_per_step = self.batch_size * model.seq_len
@@ -135,6 +149,9 @@ class RunConfig:
                         f"null; class token + {layout.codes_per_image - 1} codes in), not "
                         f"{getattr(self.model, name)}; use --task image, which sets it, or "
                         f"--{name.replace('_', '-')} {needed}")
+            if self.train.eval_split != "dev":
+                raise ConfigError("the image task scores the Fashion-MNIST test images; "
+                                  "--eval-split applies to text corpora")
         elif self.image is not None:
             raise ConfigError(f"image settings apply to the image task (--task image, corpus "
                               f"{IMAGE_CORPUS}), not to the text corpus {self.train.corpus!r}")
