@@ -44,11 +44,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from movelab.data.cache import write_json_atomically
+from movelab.data.cache import default_cache_dir, write_json_atomically
 from movelab.data.corpus import html_main_text, pydocs_pages, read_utf8
 from movelab.data.errors import DataError
+from movelab.data.shards import prepare_text_data
 
 DEV_FRACTION = TEST_FRACTION = 0.01
 DEDUP_MIN_CHARS = 100
@@ -341,3 +343,107 @@ def split_prose(documents: list[Document], dropped_documents: dict[str, int],
                         "a corpus this small cannot be split three ways")
     return ProseSplits(**splits, dropped_documents=dropped_documents,
                        dropped_paragraphs=dropped_paragraphs)
+
+
+# --- composition -------------------------------------------------------------------------------
+
+SPLITS = ("train", "dev", "test")
+
+
+def composition(vocab_size: int = 4096, cache_dir: Path | None = None,
+                progress: bool = False) -> dict:
+    """What the prose corpus is made of: per source and split, documents, UTF-8 bytes and tokens
+    at `vocab_size` (each document's tokens plus the EOS before it, so a split's tokens add up to
+    its stream's length), and per source the duplicates dropped. Read from the cached streams."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    splits = load_prose(cache_dir, progress)
+    streams = {"train": None, "dev": None, "test": None}
+    for name in ("dev", "test"):
+        data = prepare_text_data("prose", vocab_size, cache_dir, progress, eval_split=name)
+        streams[name], streams["train"] = data.val_tokens, data.train_tokens
+    rows: dict[str, dict] = {}
+    for split in SPLITS:
+        documents = getattr(splits, split)
+        counts = document_token_counts(streams[split])
+        if len(counts) != len(documents):
+            raise DataError(f"the cached {split} stream holds {len(counts)} documents, the corpus "
+                            f"{len(documents)}; delete {cache_dir / 'bpe'} and build it again")
+        for document, tokens in zip(documents, counts):
+            row = rows.setdefault(document.source, {f"{s}_{m}": 0 for s in SPLITS
+                                                    for m in ("documents", "bytes", "tokens")})
+            row[f"{split}_documents"] += 1
+            row[f"{split}_bytes"] += len(document.text.encode())
+            row[f"{split}_tokens"] += int(tokens)
+    for source, row in rows.items():
+        row["duplicate_documents"] = splits.dropped_documents.get(source, 0)
+        row["duplicate_paragraphs"] = splits.dropped_paragraphs.get(source, 0)
+    return {"vocab_size": vocab_size, "sources": rows}
+
+
+def split_table(stats: dict) -> str:
+    """Documents, bytes and tokens of each split, as a markdown table."""
+    lines = [f"| split | documents | MB | tokens at V={stats['vocab_size']} (M) | bytes per token |",
+             "| --- | --- | --- | --- | --- |"]
+    for split in SPLITS:
+        documents, size, tokens = (sum(row[f"{split}_{m}"] for row in stats["sources"].values())
+                                   for m in ("documents", "bytes", "tokens"))
+        lines.append(f"| {split} | {documents:,} | {size / 1e6:.2f} | {tokens / 1e6:.3f} | "
+                     f"{size / tokens:.3f} |")
+    return "\n".join(lines)
+
+
+def vocabulary_table(vocab_sizes: tuple[int, ...] = (1024, 4096, 16384),
+                     cache_dir: Path | None = None, progress: bool = False) -> str:
+    """Tokens of each split under the tokenizer of each vocabulary size (all trained on the
+    train split), as a markdown table."""
+    lines = ["| vocabulary | train tokens (M) | dev tokens | test tokens | train bytes per token |",
+             "| --- | --- | --- | --- | --- |"]
+    for vocab_size in vocab_sizes:
+        dev, test = (prepare_text_data("prose", vocab_size, cache_dir, progress, eval_split=split)
+                     for split in ("dev", "test"))
+        lines.append(f"| {vocab_size} | {len(dev.train_tokens) / 1e6:.3f} | "
+                     f"{len(dev.val_tokens):,} | {len(test.val_tokens):,} | "
+                     f"{dev.train_bytes / len(dev.train_tokens):.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """`python -m movelab.data.prose`: build the corpus (cached) and print the tables of
+    docs/corpora.md."""
+    stats = composition(progress=True)
+    print(composition_table(stats), split_table(stats), vocabulary_table(progress=True),
+          sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
+
+
+def document_token_counts(stream) -> list[int]:
+    """Tokens of each document in a stream (EOS, then the document's tokens), EOS included."""
+    starts = np.flatnonzero(np.asarray(stream) == 0)
+    return np.diff(np.append(starts, len(stream))).tolist()
+
+
+def composition_table(stats: dict) -> str:
+    """The composition as a markdown table (what docs/corpora.md shows)."""
+    package = {source.name: source.package for source in SOURCES}
+    header = ("| source | package | documents | MB | tokens (M) | train tokens (M) | dev tokens | "
+              "test tokens | duplicates dropped (documents / paragraphs) |")
+    lines = [header, "|" + " --- |" * header.count(" | ") + " --- |"]
+    totals: dict[str, int] = {}
+    for source, row in stats["sources"].items():
+        for key, value in row.items():
+            totals[key] = totals.get(key, 0) + value
+        lines.append(composition_line(source, package.get(source, ""), row))
+    lines.append(composition_line("**all**", "", totals))
+    return "\n".join(lines)
+
+
+def composition_line(source: str, package: str, row: dict) -> str:
+    documents = sum(row[f"{s}_documents"] for s in SPLITS)
+    size = sum(row[f"{s}_bytes"] for s in SPLITS)
+    tokens = sum(row[f"{s}_tokens"] for s in SPLITS)
+    return (f"| {source} | {package} | {documents:,} | {size / 1e6:.1f} | {tokens / 1e6:.2f} | "
+            f"{row['train_tokens'] / 1e6:.2f} | {row['dev_tokens']:,} | {row['test_tokens']:,} | "
+            f"{row['duplicate_documents']:,} / {row['duplicate_paragraphs']:,} |")
