@@ -114,9 +114,10 @@ class ProseSplits:
 # --- loading ---------------------------------------------------------------------------------
 
 def load_prose(cache_dir: Path, progress: bool = False,
-               sources: tuple[Source, ...] = SOURCES) -> ProseSplits:
-    """The deduplicated documents of `sources`, split; cleaned once, then read from the cache
-    (keyed by the sources' files and the cleaning version)."""
+               sources: tuple[Source, ...] | None = None) -> ProseSplits:
+    """The deduplicated documents of `sources` (default SOURCES), split; cleaned once, then read
+    from the cache (keyed by the sources' files and the cleaning version)."""
+    sources = SOURCES if sources is None else sources
     missing = [source for source in sources if not source.present()]
     if missing:
         raise DataError(
