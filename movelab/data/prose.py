@@ -408,17 +408,6 @@ def vocabulary_table(vocab_sizes: tuple[int, ...] = (1024, 4096, 16384),
     return "\n".join(lines)
 
 
-def main() -> None:
-    """`python -m movelab.data.prose`: build the corpus (cached) and print the tables of
-    docs/corpora.md."""
-    stats = composition(progress=True)
-    print(composition_table(stats), split_table(stats), vocabulary_table(progress=True),
-          sep="\n\n")
-
-
-if __name__ == "__main__":
-    main()
-
 
 def document_token_counts(stream) -> list[int]:
     """Tokens of each document in a stream (EOS, then the document's tokens), EOS included."""
@@ -448,3 +437,15 @@ def composition_line(source: str, package: str, row: dict) -> str:
     return (f"| {source} | {package} | {documents:,} | {size / 1e6:.1f} | {tokens / 1e6:.2f} | "
             f"{row['train_tokens'] / 1e6:.2f} | {row['dev_tokens']:,} | {row['test_tokens']:,} | "
             f"{row['duplicate_documents']:,} / {row['duplicate_paragraphs']:,} |")
+
+
+def main() -> None:
+    """`python -m movelab.data.prose`: build the corpus (cached) and print the tables of
+    docs/corpora.md."""
+    stats = composition(progress=True)
+    print(composition_table(stats), split_table(stats), vocabulary_table(progress=True),
+          sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
