@@ -18,6 +18,7 @@ sweep.toml:
     name = "grid"
     depths = [2, 4]
     seeds = [0]
+    model = {vocab_size = 1024}  # optional: model fields of the whole group (a vocabulary axis)
     variants = ["standard", "lave x1", "move x4", "move M=3", "move x1 g0=1", "lave x1 +g0",
                 {label = "dense, width 64", value_path = "standard", width = 64, heads = 2}]
 """

@@ -13,6 +13,7 @@ from movelab.images.layout import IMAGE_SIZE, ImageLayout
 OPTIMIZERS = ("adamw", "muon")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
+EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
 
 
@@ -71,6 +72,9 @@ class TrainConfig(DictConfig):
     val_fraction: float = recipe_field(0.08)            # share of a text corpus's documents
     eval_batch: int | None = recipe_field(None)         # validation windows per forward; None:
                                                         # the data's own (16 text, 500 image)
+    # what the validation passes score: "dev" (the validation split of every corpus: for every
+    # choice) or "test" (corpora with a held-out test split, e.g. prose: for claims)
+    eval_split: str = recipe_field("dev")
 
     def __post_init__(self):
         if not isinstance(self.corpus, str) or not self.corpus:
@@ -85,6 +89,9 @@ class TrainConfig(DictConfig):
         for name, rule in TRAIN_RANGES.items():
             if getattr(self, name) is not None:
                 check_number(getattr(self, name), "--" + name.replace("_", "-"), **rule)
+        if self.eval_split not in EVAL_SPLITS:
+            raise ConfigError(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got "
+                              f"{self.eval_split!r}")
         if self.memory_lr_scaling not in MEMORY_LR_SCALINGS:
             raise ConfigError(f"unknown --memory-lr-scaling {self.memory_lr_scaling!r}; choose "
                               f"one of {', '.join(MEMORY_LR_SCALINGS)}")
@@ -171,6 +178,9 @@ class RunConfig:
                         f"null; class token + {layout.codes_per_image - 1} codes in), not "
                         f"{getattr(self.model, name)}; use --task image, which sets it, or "
                         f"--{name.replace('_', '-')} {needed}")
+            if self.train.eval_split != "dev":
+                raise ConfigError("the image task scores the Fashion-MNIST test images; "
+                                  "--eval-split applies to text corpora")
         elif self.image is not None:
             raise ConfigError(f"image settings apply to the image task (--task image, corpus "
                               f"{IMAGE_CORPUS}), not to the text corpus {self.train.corpus!r}")

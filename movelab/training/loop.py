@@ -58,7 +58,7 @@ def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool =
 
         return prepare_image_data(run.train.corpus, run.image, cache_dir)
     return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress,
-                             val_fraction=run.train.val_fraction)
+                             val_fraction=run.train.val_fraction, eval_split=run.train.eval_split)
 
 
 def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
