@@ -31,6 +31,7 @@ from movelab.training import device as chosen_device
 from movelab.training import distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
+from movelab.training.trackers import open_trackers
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
 MODEL = "model.pt"  # final weights of image runs
@@ -102,16 +103,17 @@ def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool)
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
           progress: bool | None = None, cache_dir: Path | None = None, device: str = "auto",
-          compile: bool = False) -> dict:
+          compile: bool = False, trackers: tuple[str, ...] = ()) -> dict:
     """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
     torchrun, every rank calls this with the same arguments: the ranks split each global batch
     (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
     alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
     cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
-    torch.compile (validation and sampling stay eager)."""
+    torch.compile (validation and sampling stay eager). `trackers`: also log the curve rows to
+    these (movelab.training.trackers)."""
     with distributed.process_group(), _sigterm_as_interrupt():
         chosen_device.choose(device)
-        return _train(run, Path(out_dir), resume, force, progress, cache_dir, compile)
+        return _train(run, Path(out_dir), resume, force, progress, cache_dir, compile, trackers)
 
 
 @contextlib.contextmanager
@@ -132,7 +134,7 @@ def _sigterm_as_interrupt():
 
 
 def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: bool | None,
-           cache_dir: Path | None, compile: bool) -> dict:
+           cache_dir: Path | None, compile: bool, trackers: tuple[str, ...] = ()) -> dict:
     cfg, tcfg = run.model, run.train
     distributed.check_batch_size(tcfg.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +194,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         stepper = torch.compile(stepper)
     bar = tqdm(total=total_steps, initial=state["step"], unit="step",
                disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
+    tracking = open_trackers(trackers, out_dir, run, active=not quiet)
     session_start, session_start_step = time.perf_counter(), state["step"]
     last_checkpoint, wall_before = session_start, state["wall_seconds"]
     updating = False
@@ -228,6 +231,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                     "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
                     "train_loss": float(np.mean(state["train_losses"])),
                     "val_loss": val_loss, metric: val_metric})
+                tracking.log(state["curve"][-1])
                 state["train_losses"] = []
                 rate = (state["step"] - session_start_step) * tokens_per_step / max(
                     1e-9, time.perf_counter() - session_start)
@@ -244,6 +248,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                 checkpoint()
                 last_checkpoint = time.perf_counter()
     except KeyboardInterrupt:
+        tracking.close()
         if not updating:  # between steps the state is consistent: keep every completed step
             checkpoint()
         raise Interrupted(f"stopped at step {state['step']} of {total_steps}; continue with the "
@@ -281,4 +286,5 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         record.write_curve(out_dir, state["curve"], record.curve_columns(metric))
         record.write_result(out_dir, result)
         (out_dir / record.CHECKPOINT).unlink(missing_ok=True)
+    tracking.close(out_dir)
     return result
