@@ -15,7 +15,8 @@ def names(requirements):
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = names(project["dependencies"]) | names(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    wanted = names(project["dependencies"]) | names(extras["test"]) | names(extras["trackers"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     listed, pip_section = set(), []
     for dep in env["dependencies"]:
@@ -23,6 +24,6 @@ def test_environment_yml_matches_pyproject():
             pip_section = dep["pip"]
         else:
             listed |= names([dep])
-    assert "-e .[test]" in pip_section  # the environment installs the package itself
+    assert "-e .[test,trackers]" in pip_section  # the environment installs the package itself
     listed |= names(p for p in pip_section if not p.startswith("-e"))
     assert listed - {"python", "pip"} == wanted
