@@ -352,6 +352,9 @@ def add_plan_args(parser: argparse.ArgumentParser) -> None:
                         "steps here: h200 (docs/research-log.md) or a JSON profile file")
     g.add_argument("--no-timing", action="store_true",
                    help="time no new shapes; wall clock only where timings are cached")
+    g.add_argument("--retime", action="store_true",
+                   help="time every shape again, replacing cached timings (they are noisy on a "
+                        "busy machine)")
     g.add_argument("--json", action="store_true", help="print the whole plan as JSON")
 
 
@@ -361,14 +364,15 @@ def print_plan(plan, as_json: bool) -> None:
     print(json.dumps(plan.to_dict(), indent=1) if as_json else format_plan(plan))
 
 
-def plan_sweep_from_args(sweep, args: argparse.Namespace, measure: bool | None = None):
+def plan_sweep_from_args(sweep, args: argparse.Namespace, *, measure: bool = True):
+    """The plan of `sweep` under the flags of `movelab sweep`; `measure` False: time nothing."""
     from movelab.plan import load_profile, plan_sweep
 
-    profile = load_profile(args.profile) if getattr(args, "profile", None) else None
+    profile = load_profile(args.profile) if args.profile else None
     jobs = args.jobs or (len(sweep.runs) if args.executor == "slurm" else 2)
     return plan_sweep(sweep, profile=profile, threads=args.threads_per_job, jobs=max(1, jobs),
                       ranks=args.gpus_per_job if profile else 1,
-                      measure=not getattr(args, "no_timing", False) if measure is None else measure,
+                      measure=measure and not args.no_timing, retime=measure and args.retime,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
@@ -381,7 +385,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     profile = load_profile(args.profile) if args.profile else None
     plan = plan_runs(run.model.label, [(run, "", [], "new")], profile=profile,
                      threads=args.threads or torch.get_num_threads(), ranks=args.ranks,
-                     measure=not args.no_timing, cache_dir=args.cache_dir,
+                     measure=not args.no_timing, retime=args.retime, cache_dir=args.cache_dir,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print_plan(plan, args.json)
 

@@ -2,7 +2,8 @@
 so a GPU-size run can be checked on a laptop before it is started.
 
     weights      every parameter, fp32 (also under bf16 autocast, which casts per op)
-    gradients    one fp32 gradient per parameter (lookups included: dense gradients)
+    gradients    one fp32 gradient per parameter (lookups included: dense gradients); under
+                 torchrun twice that, for DistributedDataParallel's gradient buckets
     optimizer    AdamW's two moments (8 bytes) per parameter it steps; Muon's momentum (4 bytes)
                  per transformer matrix when it steps those
     activations  what autograd keeps for the backward at the run's batch (per rank under torchrun),
@@ -84,7 +85,7 @@ def model_memory_estimate(cfg: ModelConfig, batch_size: int, *, optimizer: str =
     tokens = -(-batch_size // ranks) * cfg.seq_len
     return MemoryEstimate(
         weights=BYTES_FP32 * params,
-        gradients=BYTES_FP32 * params,
+        gradients=BYTES_FP32 * params * (2 if ranks > 1 else 1),
         optimizer=ADAM_STATE_BYTES * (params - muon) + MUON_STATE_BYTES * muon,
         activations=tokens * (PRECISION_BYTES[precision] * matmul + BYTES_FP32 * fp32))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class StepTime:
     forward_seconds_per_token: float
     source: str
     peak_memory_measured: int | None = None  # bytes, when it was timed here
+    load_average: float | None = None        # the machine's 1-minute load when it was timed
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ class RunPlan:
     timing_source: str | None
     memory: dict                    # MemoryEstimate.to_dict(): bytes per process
     peak_memory_measured: int | None
+    timing_load_average: float | None
     checkpoint_bytes: int
     kept_bytes: int                 # files left after the run besides records (model.pt)
     warnings: list[str] = field(default_factory=list)
@@ -178,6 +181,7 @@ class Plan:
     machine: dict
     jobs: int
     runs: list[RunPlan]
+    notes: list[str] = field(default_factory=list)  # about the whole plan (e.g. a corpus)
 
     def totals(self, runs: list[RunPlan] | None = None) -> dict:
         runs = self.runs if runs is None else runs
@@ -209,8 +213,8 @@ class Plan:
     def to_dict(self) -> dict:
         todo = [r for r in self.runs if r.status in ("missing", "stopped", "new")]
         return {"name": self.name, "description": self.description, "machine": self.machine,
-                "jobs": self.jobs, "totals": self.totals(), "totals_to_train": self.totals(todo),
-                "runs": [asdict(r) for r in self.runs]}
+                "jobs": self.jobs, "notes": self.notes, "totals": self.totals(),
+                "totals_to_train": self.totals(todo), "runs": [asdict(r) for r in self.runs]}
 
 
 def _makespan(runs: list[RunPlan], jobs: int) -> float:
@@ -228,6 +232,10 @@ class _Corpora:
 
     def __init__(self, cache_dir: Path | None, log):
         self.cache_dir, self.log, self.known = cache_dir, log, {}
+
+    @property
+    def notes(self) -> list[str]:
+        return list(dict.fromkeys(note for *_, note in self.known.values() if note))
 
     def counts(self, run: RunConfig) -> tuple[int | None, int | None, str | None]:
         key = (run.train.corpus, run.model.vocab_size, run.model.seq_len, run.image)
@@ -249,12 +257,13 @@ class _Corpora:
 class _Timer:
     """Step times of shapes timed on this machine, cached by shape, threads, torch and host."""
 
-    def __init__(self, cache_dir: Path | None, threads: int, measure: bool, log):
+    def __init__(self, cache_dir: Path | None, threads: int, measure: bool, retime: bool, log):
         from movelab.data.cache import default_cache_dir
 
         self.path = (Path(cache_dir) if cache_dir else default_cache_dir()) / TIMING_CACHE
         self.threads, self.measure, self.log = threads, measure, log
         self.cache = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.stale = set(self.cache) if retime else set()
 
     def key(self, cfg: ModelConfig, batch_size: int) -> str:
         import torch
@@ -264,10 +273,11 @@ class _Timer:
 
     def step_time(self, cfg: ModelConfig, batch_size: int) -> StepTime | None:
         key = self.key(cfg, batch_size)
-        if key not in self.cache:
+        if key not in self.cache or key in self.stale:
             if not self.measure:
                 return None
             self.cache[key] = self._time(cfg, batch_size)
+            self.stale.discard(key)
             from movelab.data.cache import write_json_atomically
 
             write_json_atomically(self.path, self.cache, indent=1)
@@ -290,21 +300,23 @@ class _Timer:
         return {"step_seconds": times.step, "optimizer_seconds": times.optimizer,
                 "forward_seconds_per_token": times.forward / (batch_size * cfg.seq_len),
                 "source": f"timed here: median of {TIMED_STEPS} steps, {self.threads} thread(s)",
-                "peak_memory_measured": times.peak_memory_bytes}
+                "peak_memory_measured": times.peak_memory_bytes,
+                "load_average": os.getloadavg()[0]}
 
 
 def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *,
               description: str = "", profile: DeviceProfile | None = None, threads: int = 1,
-              jobs: int = 1, ranks: int = 1, measure: bool = True, cache_dir: Path | None = None,
-              log=print) -> Plan:
+              jobs: int = 1, ranks: int = 1, measure: bool = True, retime: bool = False,
+              cache_dir: Path | None = None, log=print) -> Plan:
     """The plan of `entries` (run config, variant, groups, status). With `profile`, wall clock and
     memory are that device's; else this machine's (CPU, fp32), timing each new shape unless
-    `measure` is False (then only cached timings count). `ranks`: data-parallel processes per
-    run (the batch is split over them; device hours count each)."""
+    `measure` is False (then only cached timings count), and every shape again with `retime`.
+    `ranks`: data-parallel processes per run (the batch is split over them; device hours count
+    each)."""
     if ranks < 1 or jobs < 1 or threads < 1:
         raise ConfigError("--jobs, --threads and --gpus-per-job must be at least 1 for a plan")
     corpora = _Corpora(cache_dir, log)
-    timer = None if profile else _Timer(cache_dir, threads, measure, log)
+    timer = None if profile else _Timer(cache_dir, threads, measure, retime, log)
     precision = profile.precision if profile else "fp32"
     machine_memory = profile.memory_bytes if profile else machine_memory_bytes()
     plans = []
@@ -313,12 +325,12 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         costs = analytic_costs(cfg)
         steps = tcfg.total_steps(cfg)
         tokens = steps * tcfg.batch_size * cfg.seq_len
-        train_tokens, val_tokens, data_note = corpora.counts(run)
+        train_tokens, val_tokens, _ = corpora.counts(run)
         epochs = tokens / train_tokens if train_tokens else None
         step = (profile.step_time(cfg, -(-tcfg.batch_size // ranks)) if profile
                 else timer.step_time(cfg, tcfg.batch_size))
         memory = memory_estimate(run, precision=precision, ranks=ranks)
-        warnings = [data_note] if data_note else []
+        warnings = []
         if epochs is not None and epochs > EPOCH_WARNING:
             warnings.append(f"{epochs:.2f} epochs of {tcfg.corpus}: the corpus repeats "
                             f"({tokens:,} tokens over a {train_tokens:,}-token training split)")
@@ -327,11 +339,9 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
                             f"{'device' if profile else 'machine'} has "
                             f"{machine_memory / 2**30:.1f} GiB")
         eval_seconds = wall = None
-        if step is None:
-            warnings.append("no step time: " + (f"profile {profile.name} has no row of this "
-                                                 "variant" if profile else
-                                                 "not timed yet (movelab sweep plan times it)"))
-        else:
+        if step is None and profile:
+            warnings.append(f"no step time: profile {profile.name} has no row of this variant")
+        elif step is not None:
             eval_seconds = (tcfg.evals * val_tokens * step.forward_seconds_per_token
                             if val_tokens is not None else 0.0)
             wall = steps * step.step_seconds + eval_seconds
@@ -347,6 +357,7 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
             wall_seconds=wall, timing_source=step.source if step else None,
             memory=memory.to_dict(),
             peak_memory_measured=step.peak_memory_measured if step else None,
+            timing_load_average=step.load_average if step else None,
             checkpoint_bytes=checkpoint_bytes(cfg, optimizer=tcfg.optimizer),
             kept_bytes=memory.weights if run.task == "image" else 0, warnings=warnings))
     machine = ({"device": profile.device, "profile": profile.name, "profile_source": profile.source,
@@ -354,8 +365,8 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
                if profile else
                {"device": "cpu", "profile": None, "precision": "fp32",
                 "memory_bytes": machine_memory, "ranks": ranks, "threads_per_run": threads,
-                "host": platform.node()})
-    return Plan(name, description, machine, jobs, plans)
+                "cpus": os.cpu_count(), "host": platform.node()})
+    return Plan(name, description, machine, jobs, plans, corpora.notes)
 
 
 def plan_sweep(sweep, **options) -> Plan:
@@ -429,6 +440,8 @@ def format_plan(plan: Plan) -> str:
             f"{_duration(r.wall_seconds):>9}{_bytes(r.memory['total']):>10}"
             f"{_bytes(r.checkpoint_bytes):>10}")
     warned = [r for r in plan.runs if r.warnings]
+    if plan.notes:
+        lines += ["", *(f"note: {note}" for note in plan.notes)]
     if warned:
         lines += ["", "warnings:"]
         for r in warned:
@@ -436,7 +449,13 @@ def format_plan(plan: Plan) -> str:
                       for w in r.warnings]
     sources = sorted({r.timing_source for r in plan.runs if r.timing_source})
     lines += ["", "wall clock: " + ("; ".join(sources[:3]) + (" ..." if len(sources) > 3 else "")
-                                    if sources else "none"),
+                                    if sources else "none")]
+    loads = [r.timing_load_average for r in plan.runs if r.timing_load_average is not None]
+    if loads and max(loads) > plan.machine["cpus"]:
+        lines.append(f"  timed while the machine was busy (1-minute load average up to "
+                     f"{max(loads):.1f} on {plan.machine['cpus']} cores): these wall clocks are "
+                     "pessimistic; --retime when it is quieter")
+    lines += [
               "peak memory: weights + gradients + optimizer state + activations per process "
               "(movelab.memory); FLOPs: steps x batch x T x (6 x active + 12 L d_kv T)", ""]
     todo = [r for r in plan.runs if r.status in ("missing", "stopped", "new")]
