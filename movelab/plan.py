@@ -74,7 +74,8 @@ class DeviceProfile:
                 continue
             compute = row["step_seconds"] - row["optimizer_seconds"]
             if measured == cfg:
-                scale, how = tokens / (row["batch_size"] * row["seq_len"]), "measured"
+                scale = tokens / (row["batch_size"] * row["seq_len"])
+                how = "measured (compute scaled to the batch):"
                 optimizer = row["optimizer_seconds"]
             else:
                 ours, theirs = analytic_costs(cfg), analytic_costs(measured)
@@ -108,7 +109,9 @@ def _variant_key(cfg: ModelConfig) -> tuple:
 # GPU table: step and optimizer milliseconds of each variant at batch 8 x 2048.
 H200 = DeviceProfile(
     name="h200", device="cuda", precision="bf16",
-    memory_bytes=141 * 10**9,  # the H200's 141 GB of HBM3e (NVIDIA's datasheet)
+    # NVIDIA sells it as 141 GB of HBM3e; the H200 lent to this project is described as having
+    # about 139 GiB of GPU memory, the figure a run can count on
+    memory_bytes=139 * 2**30,
     source="docs/research-log.md 2026-11-26 (session 3): movelab bench --preset gpu-d12 "
            "--device cuda --batch-size 8, eager, one H200",
     rows=tuple({"preset": "gpu-d12", "variant": variant, "batch_size": 8, "seq_len": 2048,
@@ -151,6 +154,7 @@ class RunPlan:
     groups: list[str]
     seed: int
     status: str                     # done / running / stopped / missing (sweeps), or "new"
+    config: dict                    # RunConfig.to_dict(): `movelab train --from` takes it
     params_total: int
     params_active: int
     params_memory: int
@@ -347,7 +351,7 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
             wall = steps * step.step_seconds + eval_seconds
         plans.append(RunPlan(
             run_id=run.hash(), label=cfg.label, depth=cfg.depth, variant=variant, groups=list(groups),
-            seed=tcfg.seed, status=status, params_total=costs.params_total,
+            seed=tcfg.seed, status=status, config=run.to_dict(), params_total=costs.params_total,
             params_active=costs.params_active,
             params_memory=costs.params["lave_tables"] + costs.params["move_bank"],
             batch_size=tcfg.batch_size, seq_len=cfg.seq_len, tokens=tokens, steps=steps,
@@ -448,8 +452,8 @@ def format_plan(plan: Plan) -> str:
             lines += [f"  {r.run_id} d{r.depth} {r.variant} seed {r.seed}: {w}"
                       for w in r.warnings]
     sources = sorted({r.timing_source for r in plan.runs if r.timing_source})
-    lines += ["", "wall clock: " + ("; ".join(sources[:3]) + (" ..." if len(sources) > 3 else "")
-                                    if sources else "none")]
+    lines += ["", "wall clock from:" + ("" if sources else " nothing timed"),
+              *(f"  {source}" for source in sources)]
     loads = [r.timing_load_average for r in plan.runs if r.timing_load_average is not None]
     if loads and max(loads) > plan.machine["cpus"]:
         lines.append(f"  timed while the machine was busy (1-minute load average up to "
