@@ -104,10 +104,6 @@ def checkpoint_bytes(cfg: ModelConfig, *, optimizer: str = "adamw") -> int:
     return estimate.weights + estimate.optimizer
 
 
-def machine_memory_bytes(device: str = "cpu") -> int:
-    """What this machine offers a run: physical RAM on the CPU, the GPU's total memory on CUDA."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine (what a CPU run can count on at most)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

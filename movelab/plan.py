@@ -19,6 +19,8 @@ Wall clock comes from one of two sources:
                per step and the optimizer part by parameters; a variant the profile lacks gets no
                estimate. Evaluations add evals x validation tokens x (step - optimizer) / 3 per
                token (the forward is a third of the training FLOPs).
+Evaluations count as nothing where the corpus could not be prepared (its validation split is
+unknown); the plan notes it.
 Sweep wall clock replays `movelab sweep run`'s order (cheapest first, `jobs` at a time).
 """
 
@@ -350,8 +352,8 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
                             if val_tokens is not None else 0.0)
             wall = steps * step.step_seconds + eval_seconds
         plans.append(RunPlan(
-            run_id=run.hash(), label=cfg.label, depth=cfg.depth, variant=variant, groups=list(groups),
-            seed=tcfg.seed, status=status, config=run.to_dict(), params_total=costs.params_total,
+            run_id=run.hash(), label=cfg.label, depth=cfg.depth, variant=variant,
+            groups=list(groups), seed=tcfg.seed, status=status, config=run.to_dict(), params_total=costs.params_total,
             params_active=costs.params_active,
             params_memory=costs.params["lave_tables"] + costs.params["move_bank"],
             batch_size=tcfg.batch_size, seq_len=cfg.seq_len, tokens=tokens, steps=steps,
