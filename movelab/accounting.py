@@ -2,7 +2,7 @@
 ladder and x32 banks can be costed on a laptop. `GPT.costs()` counts the same quantities from
 the module tree; tests hold the two equal and check both against torch's FLOP counters.
 
-Conventions (SPEC):
+Conventions (docs/design.md, "Accounting conventions"):
   active parameters   the matmul weights: transformer matrices, gates/routers, output head;
                       embedding, LaVE tables and MoVE bank are lookups and cost zero FLOPs.
   train FLOPs/token   6 x active + 12 x L x d_kv x T (attention over a context of T, the

@@ -416,7 +416,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
                      listed(args.variants) or DEFAULT_VARIANTS,
                      batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
                      warmup=args.warmup, threads=args.threads, device=args.device,
-                     compile=args.compile, matmul_size=args.matmul_size,
+                     compile=args.compile, matmul_size=args.matmul_size, rounds=args.rounds,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps([asdict(row) for row in rows], indent=1) if args.json else format_bench(rows))
 
@@ -580,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")
     bench.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="interleaved repeats of the whole plan, each model fresh; the table "
+                            "shows the median round and the min-max over rounds (default 3)")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     bench.add_argument("--compile", action="store_true",
