@@ -15,7 +15,8 @@ from movelab import bench
 from movelab.accounting import analytic_costs
 from movelab.cli import main
 from movelab.config import ConfigError, build_config
-from movelab.memory import checkpoint_bytes, memory_estimate, model_memory_estimate
+from movelab.accounting import training_memory
+from movelab.memory import checkpoint_bytes, memory_estimate
 from movelab.model import GPT
 from movelab.plan import H200, _makespan, format_plan, load_profile, plan_runs, plan_sweep
 from movelab.sweep import load_sweep, parse_variant
@@ -201,7 +202,7 @@ def test_memory_estimate_brackets_the_peak_bench_measures(variant):
     _, fields = parse_variant(variant)
     cfg = build_config(depth=2, width=64, heads=2, vocab_size=512, seq_len=64, **fields)
     measured = bench.bench_variant(cfg, batch_size=4, steps=1, warmup=1).peak_memory_bytes
-    estimate = model_memory_estimate(cfg, 4).total
+    estimate = training_memory(cfg, 4).total
     assert measured <= 1.3 * estimate and estimate <= 1.3 * measured
 
 
