@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
                                  fit_power_law)
@@ -29,7 +29,8 @@ from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
 from movelab.scaling.load import REPO_ROOT, label_order, path_label
 
 LEVEL = 0.95
-METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID"}
+METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID",
+                "class_accuracy": "class accuracy"}
 MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
 REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
 # Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
@@ -147,32 +148,106 @@ def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seed
 
 # --- memory: BPB per doubling of slots -----------------------------------------------------
 
+def blocked_slope(x, y, blocks, *, level: float = LEVEL) -> dict:
+    """Least-squares slope of y on x with a fixed effect (own intercept) per block: the slope
+    within blocks, pooled. A block with one x value adds nothing to the slope. Returns the slope,
+    its standard error and t interval on n - blocks - 1 degrees of freedom (NaN without spare
+    degrees of freedom), and n, the number of points in blocks with 2+ distinct x."""
+    frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float),
+                          "block": list(blocks)})
+    frame = frame[frame.groupby("block")["x"].transform("nunique") > 1]
+    out = {"slope": np.nan, "se": np.nan, "low": np.nan, "high": np.nan, "dof": 0,
+           "n": len(frame)}
+    if frame.empty:
+        return out
+    centred = frame[["x", "y"]] - frame.groupby("block")[["x", "y"]].transform("mean")
+    sxx = float((centred["x"] ** 2).sum())
+    slope = float((centred["x"] * centred["y"]).sum() / sxx)
+    dof = len(frame) - frame["block"].nunique() - 1
+    out |= {"slope": slope, "dof": dof}
+    if dof > 0:
+        residual = centred["y"] - slope * centred["x"]
+        se = float(np.sqrt((residual ** 2).sum() / dof / sxx))
+        half = _t_quantile(level, dof) * se
+        out |= {"se": se, "low": slope - half, "high": slope + half}
+    return out
+
+
+def _gain_row(runs: pd.DataFrame, metric: str, level: float) -> dict:
+    """BPB removed per doubling of slots over MoVE `runs`, seed-paired: a block per (depth,
+    seed), so every slot count is compared with others of the same seed (same batches)."""
+    fit = blocked_slope(np.log2(runs["slots"].to_numpy(float)), runs[metric],
+                        zip(runs["depth"], runs["seed"]), level=level)
+    note = ""
+    if fit["n"] == 0:
+        note = "one slot count: no slope"
+    elif np.isnan(fit["se"]):
+        note = "two runs: no interval"
+    return {"n_runs": len(runs), "n_seeds": runs["seed"].nunique(),
+            "slots": ", ".join(str(s) for s in sorted(runs["slots"].unique())),
+            "gain_per_doubling": -fit["slope"], "low": -fit["high"], "high": -fit["low"],
+            "dof": fit["dof"], "detectable": smallest_detectable(fit["se"], fit["dof"]),
+            "note": note}
+
+
+GAIN_COLUMNS = ["depth", "n_runs", "n_seeds", "slots", "gain_per_doubling", "low", "high", "dof",
+                "detectable", "note"]
+
+
+def _move_rows(df: pd.DataFrame, all_seeds: bool) -> pd.DataFrame:
+    return main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
+
+
 def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False, level: float = LEVEL,
                         metric: str = "val_bpb") -> pd.DataFrame:
-    """At each depth, the least-squares slope of `metric` (val_bpb; bits_per_token or fid for
-    images) on log2(slots) over the MoVE main rows, reported as `gain_per_doubling` = -slope
-    (removed per doubling of M; positive: more slots help) with a t interval from the
-    regression's standard error (n - 2 dof)."""
+    """At each depth, minus the slope of `metric` (val_bpb; bits_per_token or fid for images) on
+    log2(slots) over the MoVE main rows: `gain_per_doubling`, removed per doubling of M
+    (positive: more slots help). With all_seeds, seed-paired (a fixed effect per seed,
+    `blocked_slope`); the t interval has n - seeds - 1 degrees of freedom (`dof`), and
+    `detectable` is the smallest slope that test finds at 80% power and the 5% level."""
+    rows = [{"depth": depth, **_gain_row(runs, metric, level)}
+            for depth, runs in _move_rows(df, all_seeds).groupby("depth")]
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def pooled_slot_gain(df: pd.DataFrame, *, depths=None, all_seeds: bool = True,
+                     level: float = LEVEL, metric: str = "val_bpb") -> dict:
+    """One gain per doubling of slots over the MoVE main rows of `depths` (all depths if None):
+    depth fixed effects, seed-paired (a block per depth and seed), so only slot counts at the
+    same depth and seed are compared. `depths` says which were pooled ("2-8")."""
+    runs = _move_rows(df, all_seeds)
+    if depths is not None:
+        runs = runs[runs["depth"].isin(depths)]
+    chosen = sorted(runs["depth"].unique())
+    label = f"{chosen[0]}-{chosen[-1]}" if len(chosen) > 1 else "".join(map(str, chosen))
+    return {"depths": label, **_gain_row(runs, metric, level)}
+
+
+def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_depths=None,
+                             level: float = LEVEL) -> pd.DataFrame:
+    """`gain_per_doubling` of val_bpb at every evaluation along training, from the MoVE main
+    rows' curves (`movelab.scaling.load.load_curves`, all seeds): per depth (the k-th evaluation
+    of every run at a depth sees the same tokens), and pooled over `pooled_depths` (all if None)
+    at the same evaluation index, which is the same fraction of each depth's training. Columns:
+    `scope` ("d6", or "pooled d2-d8"), depth (NaN when pooled), evaluation (1, 2, ...), epoch
+    (mean over the scope's runs), fraction (of the training tokens) and the gain columns."""
+    move = _move_rows(df, True)[["run_id", "slots", "value_path"]]
+    points = curves.merge(move, on="run_id")
+    points = points.assign(
+        evaluation=points.groupby("run_id").cumcount() + 1,
+        fraction=points["tokens"] / points.groupby("run_id")["tokens"].transform("max"))
+    pooled = points if pooled_depths is None else points[points["depth"].isin(pooled_depths)]
+    chosen = sorted(pooled["depth"].unique())
     rows = []
-    move = main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
-    for depth, runs in move.groupby("depth"):
-        x, y = np.log2(runs["slots"].to_numpy(float)), runs[metric].to_numpy(float)
-        row = {"depth": depth, "n_runs": len(runs), "slots": ", ".join(
-            str(s) for s in sorted(runs["slots"].unique())), "gain_per_doubling": np.nan,
-            "low": np.nan, "high": np.nan, "note": ""}
-        if np.unique(x).size < 2:
-            row["note"] = "one slot count: no slope"
-        else:
-            fit = stats.linregress(x, y)
-            row["gain_per_doubling"] = -fit.slope
-            if len(runs) > 2:
-                half = _t_quantile(level, len(runs) - 2) * fit.stderr
-                row |= {"low": -fit.slope - half, "high": -fit.slope + half}
-            else:
-                row["note"] = "two runs: no interval"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["depth", "n_runs", "slots", "gain_per_doubling", "low",
-                                       "high", "note"])
+    for scope, depth, subset in [*((f"d{d}", d, runs) for d, runs in points.groupby("depth")),
+                                 (f"pooled d{chosen[0]}-d{chosen[-1]}" if chosen else "pooled",
+                                  np.nan, pooled)]:
+        for evaluation, at in subset.groupby("evaluation"):
+            rows.append({"scope": scope, "depth": depth, "evaluation": evaluation,
+                         "epoch": at["epoch"].mean(), "fraction": at["fraction"].mean(),
+                         **_gain_row(at, "val_bpb", level)})
+    return pd.DataFrame(rows, columns=["scope", "depth", "evaluation", "epoch", "fraction",
+                                       *GAIN_COLUMNS[1:]])
 
 
 # --- repetition -----------------------------------------------------------------------------
@@ -231,42 +306,111 @@ def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)
 
 
+# --- tests of differences -------------------------------------------------------------------
+
+ALPHA = 1 - LEVEL  # the significance level of every verdict (two-sided)
+POWER = 0.8  # the power at which the smallest detectable difference is stated
+
+
+def smallest_detectable(se: float, dof: float, *, alpha: float = ALPHA,
+                        power: float = POWER) -> float:
+    """The true difference a two-sided t-test at `alpha` detects with probability `power`, for a
+    difference with standard error `se` and `dof` degrees of freedom (the noncentral t)."""
+    if not (np.isfinite(se) and np.isfinite(dof) and dof > 0 and se > 0):
+        return np.nan
+    critical = stats.t.ppf(1 - alpha / 2, dof)
+
+    def shortfall(ncp):  # the far tail is below 0.025 and underflows to NaN in scipy: drop it
+        far = np.nan_to_num(stats.nct.cdf(-critical, dof, ncp))
+        return stats.nct.sf(critical, dof, ncp) + far - power
+
+    return float(se * optimize.brentq(shortfall, 0.0, 40.0))  # dof >= 1 reaches 80% below 40
+
+
+def paired_difference(a: pd.Series, b: pd.Series, *, level: float = LEVEL) -> dict:
+    """mean(a) - mean(b) for two arms indexed by seed. Where 2+ seeds are shared the test is
+    paired over the shared seeds (same seed, same batches: the noise common to both cancels);
+    otherwise Welch's unpaired t-test over all seeds of each arm. Returns the test, n (pairs, or
+    the two arms' seeds "3+2"), the difference with its t interval, p, and `detectable`, the
+    smallest difference this test detects at 80% power and the 5% level given the observed
+    spread (the noncentral t)."""
+    a, b = a.astype(float), b.astype(float)
+    shared = a.index.intersection(b.index)
+    out = {"test": "", "n": "", "difference": np.nan, "low": np.nan, "high": np.nan,
+           "p": np.nan, "detectable": np.nan}
+    if len(shared) >= 2:
+        x, y = a[shared].to_numpy(), b[shared].to_numpy()
+        out |= {"test": "paired t", "n": str(len(shared)), "difference": float((x - y).mean())}
+        if np.ptp(x - y) == 0:
+            return out
+        result, dof = stats.ttest_rel(x, y), len(shared) - 1
+        se = (x - y).std(ddof=1) / np.sqrt(len(shared))
+    elif len(a) >= 2 and len(b) >= 2:
+        x, y = a.to_numpy(), b.to_numpy()
+        out |= {"test": "Welch t", "n": f"{len(x)}+{len(y)}", "difference": x.mean() - y.mean()}
+        if np.ptp(x) == 0 and np.ptp(y) == 0:
+            return out
+        result = stats.ttest_ind(x, y, equal_var=False)
+        dof, se = float(result.df), np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+    else:
+        return out | {"n": f"{len(a)}+{len(b)}"}
+    bounds = result.confidence_interval(level)
+    return out | {"low": float(bounds.low), "high": float(bounds.high),
+                  "p": float(result.pvalue), "detectable": smallest_detectable(se, dof)}
+
+
+def holm(p) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values of one family of tests (NaNs, untested, left out)."""
+    p = np.asarray(p, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _verdict(row: dict, name: str, reference: str) -> str:
+    if row["test"] == "":
+        return f"not tested: {row['n'].replace('+', ' and ')} seeds (2+ each needed)"
+    if np.isnan(row["p"]):
+        return "not tested: identical results across seeds"
+    if row["p_holm"] < ALPHA:
+        return ("lower" if row["difference"] < 0 else "higher") + \
+            f" {name} than {reference}, beyond seed noise (Holm)"
+    return f"not resolved: detectable at this n is {row['detectable']:.3f} {name}"
+
+
 def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4"), *,
-                        level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:
-    """At each depth with repeated seeds, each label's mean `metric` minus the standard model's,
-    with a Welch t-test (p) and its interval for the difference; `verdict` says in words whether
-    the difference exceeds seed noise at this level."""
+                        reference: str = "standard", level: float = LEVEL,
+                        metric: str = "val_bpb") -> pd.DataFrame:
+    """At each depth with repeated seeds, each label's mean `metric` minus the `reference`
+    label's (`paired_difference`: paired by seed where both share 2+ seeds, else Welch), with
+    Holm-Bonferroni adjusted p-values over every comparison of the table (`p_holm`, one family)
+    and a `verdict` in words at the 5% level of p_holm; beside it the smallest difference the
+    test could detect (`detectable`, 80% power at the 5% level)."""
     rows = []
     main = main_rows(df, all_seeds=True)
+    name = METRIC_NAMES.get(metric, metric)
     for depth, runs in main.groupby("depth"):
         if runs.groupby("path_label").size().max() < 2:
             continue  # no repeated seeds at this depth
-        standard = runs.loc[runs["path_label"] == "standard", metric].to_numpy(float)
+        by_label = {label: group.set_index("seed")[metric]
+                    for label, group in runs.groupby("path_label")}
+        base = by_label.get(reference, pd.Series(dtype=float))
         for label in labels:
-            values = runs.loc[runs["path_label"] == label, metric].to_numpy(float)
+            values = by_label.get(label, pd.Series(dtype=float))
             rows.append({"depth": depth, "path_label": label, "n_seeds": len(values),
-                         "n_standard": len(standard),
-                         **_welch(values, standard, level, METRIC_NAMES.get(metric, metric))})
-    return pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "n_standard",
-                                       "difference", "low", "high", "p", "verdict"])
-
-
-def _welch(a: np.ndarray, b: np.ndarray, level: float, name: str = "BPB") -> dict:
-    out = {"difference": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
-    if len(a) < 2 or len(b) < 2:
-        return out | {"verdict": f"not tested: {len(a)} and {len(b)} seeds (2+ each needed)"}
-    out["difference"] = a.mean() - b.mean()
-    if a.std() == 0 and b.std() == 0:
-        return out | {"verdict": "not tested: identical results across seeds"}
-    result = stats.ttest_ind(a, b, equal_var=False)
-    bounds = result.confidence_interval(level)
-    out |= {"low": bounds.low, "high": bounds.high, "p": result.pvalue}
-    if result.pvalue >= 1 - level:
-        verdict = "within seed noise"
-    else:
-        verdict = ("lower" if out["difference"] < 0 else "higher") + \
-            f" {name} than standard, beyond seed noise"
-    return out | {"verdict": verdict}
+                         "n_reference": len(base),
+                         **paired_difference(values, base, level=level)})
+    columns = ["depth", "path_label", "n_seeds", "n_reference", "test", "n",
+               "difference", "low", "high", "p", "p_holm", "detectable", "verdict"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_holm"] = holm(table["p"])
+    table["verdict"] = [_verdict(row, name, reference) for row in table.to_dict("records")]
+    return table
 
 
 # --- exchange rate --------------------------------------------------------------------------
