@@ -107,7 +107,44 @@ class ComputeLaws:
 
     compute: str  # the column used as C
     fits: dict[str, PowerLawFit]  # path label -> fit, for the labels with enough points
-    table: pd.DataFrame  # one row per label: points, parameters with intervals, note
+    table: pd.DataFrame  # one row per label: points, parameters with intervals, flags, note
+    flags: dict[str, tuple[str, ...]]  # path label -> law_flags of its fit
+
+
+AT_BOUND = 1e-6  # a parameter this close to its bound 0 (relative, for E) sits on it
+GRID_PAD = 1.15  # figures draw a law from x_min / GRID_PAD to x_max * GRID_PAD
+
+
+def law_grid(x, n: int = 100) -> np.ndarray:
+    """Where a law over the points x is drawn and checked: a log grid a little beyond them."""
+    return np.geomspace(np.min(x) / GRID_PAD, np.max(x) * GRID_PAD, n)
+
+
+def law_flags(fit: PowerLawFit, x, y, level: float = LEVEL) -> tuple[str, ...]:
+    """What a power-law fit to the points (x, y) cannot identify, in words (empty: nothing):
+    E or alpha at its bound 0 (the floor, or the decay, is not fitted but imposed), E's
+    bootstrap interval reaching 0, and bootstrap predictions over `law_grid(x)` that leave the
+    points' y range by more than its width (refits that run away). A fit with any flag but
+    the interval one gets no band in a figure (`band_is_drawn`)."""
+    y = np.asarray(y, dtype=float)
+    flags = []
+    if fit.E <= AT_BOUND * y.min():
+        flags.append("E at its bound 0")
+    if fit.alpha <= AT_BOUND:
+        flags.append("alpha at its bound 0")
+    if fit.bootstrap_fits:
+        if fit.E > AT_BOUND * y.min() and interval(fit, "E", level)[0] <= AT_BOUND * y.min():
+            flags.append("E's interval reaches 0")
+        low, high = prediction_band(fit, law_grid(x), level)
+        span = np.ptp(y)
+        if np.any(high > y.max() + span) or np.any(low < y.min() - span):
+            flags.append("bootstrap predictions run away")
+    return tuple(flags)
+
+
+def band_is_drawn(flags) -> bool:
+    """A bootstrap band means something unless the fit sits at a bound or its refits run away."""
+    return not any(flag != "E's interval reaches 0" for flag in flags)
 
 
 def _law_row(fit: PowerLawFit | None, level: float) -> dict:
@@ -129,21 +166,23 @@ def _fit_law(x, loss, n_depths: int, *, bootstrap: int, seed: int):
 def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seeds: bool = False,
                      bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> ComputeLaws:
     """val_bpb = E + A C^-alpha for each value path of the main rows, C = `compute`, with
-    bootstrap percentile intervals (`bootstrap` refits, seeded)."""
-    rows, fits = [], {}
+    bootstrap percentile intervals (`bootstrap` refits, seeded) and `law_flags` in `flags`
+    (a three-parameter law on four or five points often leaves E at its bound: say so)."""
+    rows, fits, all_flags = [], {}, {}
     main = main_rows(df, all_seeds=all_seeds)
     for label in label_order(main["path_label"]):
         runs = main[main["path_label"] == label]
         n_depths = runs["depth"].nunique()
         fit, note = _fit_law(runs[compute], runs["val_bpb"], n_depths, bootstrap=bootstrap,
                              seed=seed)
+        flags = law_flags(fit, runs[compute], runs["val_bpb"], level) if fit else ()
         if fit:
-            fits[label] = fit
+            fits[label], all_flags[label] = fit, flags
         rows.append({"path_label": label, "n_runs": len(runs), "n_depths": n_depths,
-                     **_law_row(fit, level), "note": note})
+                     **_law_row(fit, level), "flags": "; ".join(flags), "note": note})
     columns = ["path_label", "n_runs", "n_depths", "E", "E_low", "E_high", "A", "A_low",
-               "A_high", "alpha", "alpha_low", "alpha_high", "note"]
-    return ComputeLaws(compute, fits, pd.DataFrame(rows, columns=columns))
+               "A_high", "alpha", "alpha_low", "alpha_high", "flags", "note"]
+    return ComputeLaws(compute, fits, pd.DataFrame(rows, columns=columns), all_flags)
 
 
 # --- memory: BPB per doubling of slots -----------------------------------------------------
@@ -417,10 +456,15 @@ def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4
 
 @dataclass(frozen=True)
 class ExchangeRate:
-    """What dense (standard) model each memory model's BPB is worth."""
+    """What dense (standard) model each memory model's BPB is worth, in active parameters N and
+    in training compute C, from laws fitted to the standard runs (seed means per depth); the
+    `*_lodo` laws leave the deepest standard depth out."""
 
     params_law: PowerLawFit | None  # standard val_bpb against params_active
-    flops_law: PowerLawFit | None  # standard val_bpb against flops_per_token_train
+    compute_law: PowerLawFit | None  # standard val_bpb against train_flops
+    params_law_lodo: PowerLawFit | None
+    compute_law_lodo: PowerLawFit | None
+    pooled_std: float  # seed std used for memory models with one seed (pooled_seed_std)
     table: pd.DataFrame
     notes: tuple[str, ...]
 
@@ -434,60 +478,101 @@ def dense_equivalent(law: PowerLawFit, bpb) -> np.ndarray:
                         np.inf)
 
 
-def _equivalent_columns(law: PowerLawFit | None, bpb: np.ndarray, own: np.ndarray, name: str,
-                        level: float) -> dict:
-    """Dense-equivalent x, its bootstrap interval, and the gain x / own - 1 with its interval."""
+def pooled_seed_std(df: pd.DataFrame, metric: str = "val_bpb") -> float:
+    """The seed standard deviation pooled over every (depth, path label) of the main rows with
+    2+ seeds: sqrt of the dof-weighted mean variance (NaN without repeated seeds)."""
+    cells = main_rows(df, all_seeds=True).groupby(["depth", "path_label"])[metric]
+    dof, variance = cells.count() - 1, cells.var(ddof=1)
+    keep = dof > 0
+    return float(np.sqrt((dof[keep] * variance[keep]).sum() / dof[keep].sum())) if keep.any() \
+        else np.nan
+
+
+def _gain_columns(law: PowerLawFit | None, bpb: np.ndarray, draws: np.ndarray, own: np.ndarray,
+                  name: str, level: float) -> dict:
+    """Dense-equivalent x of each BPB, the gain x / own - 1, and its percentile interval over
+    bootstrap draws: refit k of the law inverted at draw k of the BPB (`draws`, refits x
+    models)."""
     if law is None:
-        return {f"dense_{name}": np.nan, f"{name}_gain": np.nan, f"{name}_gain_low": np.nan,
-                f"{name}_gain_high": np.nan}
-    refits = np.reshape([dense_equivalent(refit, bpb) for refit in law.bootstrap_fits],
-                        (len(law.bootstrap_fits), len(bpb)))
-    bounds = [_quantiles(refits[:, i], level) for i in range(len(bpb))]
-    return {f"dense_{name}": dense_equivalent(law, bpb),
-            f"{name}_gain": dense_equivalent(law, bpb) / own - 1,
-            f"{name}_gain_low": np.array([low for low, _ in bounds]) / own - 1,
-            f"{name}_gain_high": np.array([high for _, high in bounds]) / own - 1}
+        return {f"dense_{name}": np.full(len(bpb), np.nan), f"{name}_gain": np.nan,
+                f"{name}_gain_low": np.nan, f"{name}_gain_high": np.nan}
+    refits = np.array([dense_equivalent(refit, draw)
+                       for refit, draw in zip(law.bootstrap_fits, draws)]).reshape(-1, len(bpb))
+    bounds = np.array([_quantiles(refits[:, i], level) for i in range(len(bpb))]).reshape(-1, 2)
+    dense = dense_equivalent(law, bpb)
+    return {f"dense_{name}": dense, f"{name}_gain": dense / own - 1,
+            f"{name}_gain_low": bounds[:, 0] / own - 1, f"{name}_gain_high": bounds[:, 1] / own - 1}
 
 
 def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
                   level: float = LEVEL) -> ExchangeRate:
-    """Fit the standard models' val_bpb against active parameters N (and against train FLOPs per
-    token F) as power laws, and invert them at each LaVE/MoVE main-grid model's BPB: the dense
-    model worth that BPB has `dense_params` active parameters (`dense_flops` FLOPs per token).
-    `params_gain` = dense_params / the model's own active params - 1 (`flops_gain` likewise):
-    +0.3 means worth a dense model 30% larger; NEGATIVE means worse than a dense model of its
-    own size. Intervals are percentiles over the laws' bootstrap refits. `delta_bpb` is the
-    plain difference to the standard run at the same depth (positive: worse); `extrapolated`
-    marks equivalents outside the standard runs' range."""
-    grid = main_rows(df)
-    standard = grid[grid["path_label"] == "standard"]
-    n_depths = standard["depth"].nunique()
-    params_law, note = _fit_law(standard["params_active"], standard["val_bpb"], n_depths,
-                                bootstrap=bootstrap, seed=seed)
-    flops_law, _ = _fit_law(standard["flops_per_token_train"], standard["val_bpb"], n_depths,
-                            bootstrap=bootstrap, seed=seed)
-    notes = (f"no dense law: standard runs at {note}",) if note else ()
-    memory = grid[grid["value_path"] != "standard"].merge(
+    """Fit the standard models' val_bpb (seed mean per depth) as power laws in active parameters
+    N and in training compute C (train_flops; with tokens tied to the standard model's N, C grows
+    about as N^2), and invert them at each LaVE/MoVE main model's BPB (seed mean): the dense
+    model worth that BPB has `dense_params` active parameters and trains on `dense_compute`.
+    `params_gain` = dense_params / own active params - 1 (`compute_gain` likewise): +0.3 means
+    worth a dense model 30% larger; NEGATIVE means worse than a dense model of its own size.
+
+    Intervals are percentiles over `bootstrap` draws, each a refit of the law on resampled
+    standard points inverted at a draw of the model's BPB: mean + s / sqrt(n) t_(n-1) with s its
+    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std,
+    `bpb_sd_source` says which). `*_lodo` columns: the same from laws fitted without the
+    deepest standard depth. `delta_bpb` is the difference to the standard mean at the same depth
+    (positive: worse); `extrapolated` marks dense equivalents outside the standard runs' N."""
+    main = main_rows(df, all_seeds=True)
+    cells = main.groupby(["depth", "path_label"], sort=False).agg(
+        value_path=("value_path", "first"), slots=("slots", "first"),
+        n_seeds=("val_bpb", "size"), val_bpb=("val_bpb", "mean"), std=("val_bpb", "std"),
+        params_active=("params_active", "first"), train_flops=("train_flops", "first"))
+    cells = _by_depth_and_label(cells.reset_index())
+    standard = cells[cells["path_label"] == "standard"]
+    n_depths, notes = len(standard), []
+    laws = {}
+    for x in ("params_active", "train_flops"):
+        for lodo in (False, True):
+            points = standard.iloc[:-1] if lodo else standard
+            laws[x, lodo], note = _fit_law(points[x], points["val_bpb"], len(points),
+                                           bootstrap=bootstrap, seed=seed)
+            if note and not lodo:
+                notes.append(f"no dense law: standard runs at {note}")
+    notes = sorted(set(notes))
+    pooled = pooled_seed_std(df)
+    memory = cells[cells["value_path"] != "standard"].merge(
         standard[["depth", "val_bpb"]].rename(columns={"val_bpb": "standard_bpb"}),
-        on="depth", how="left")
+        on="depth", how="left").reset_index(drop=True)
+    own_sd = memory["n_seeds"] >= 2
+    memory["bpb_sd"] = np.where(own_sd, memory["std"], pooled)
+    memory["bpb_sd_source"] = np.where(own_sd, "own seeds", "pooled seed std")
+    rng = np.random.default_rng(seed)
+    dof = np.maximum(memory["n_seeds"].to_numpy() - 1, 1)
+    noise = np.where(own_sd, rng.standard_t(dof, (bootstrap, len(memory))),
+                     rng.standard_normal((bootstrap, len(memory))))
     bpb = memory["val_bpb"].to_numpy(float)
-    table = memory[["depth", "path_label", "slots", "val_bpb", "standard_bpb", "params_active",
-                    "flops_per_token_train"]].assign(
-        delta_bpb=memory["val_bpb"] - memory["standard_bpb"],
-        **_equivalent_columns(params_law, bpb, memory["params_active"].to_numpy(float),
-                              "params", level),
-        **_equivalent_columns(flops_law, bpb, memory["flops_per_token_train"].to_numpy(float),
-                              "flops", level))
-    if params_law is not None:
-        low, high = standard["params_active"].min(), standard["params_active"].max()
-        table["extrapolated"] = ~table["dense_params"].between(low, high)
+    draws = bpb + noise * (memory["bpb_sd"] / np.sqrt(memory["n_seeds"])).to_numpy(float)
+    columns = {}
+    for x, name in (("params_active", "params"), ("train_flops", "compute")):
+        own = memory[x].to_numpy(float)
+        columns |= _gain_columns(laws[x, False], bpb, draws, own, name, level)
+        lodo = _gain_columns(laws[x, True], bpb, draws, own, name, level)
+        columns |= {f"{name}_gain_lodo{end}": lodo[f"{name}_gain{end}"]
+                    for end in ("", "_low", "_high")}
+    table = memory[["depth", "path_label", "slots", "n_seeds", "val_bpb", "bpb_sd",
+                    "bpb_sd_source", "standard_bpb", "params_active", "train_flops"]].assign(
+        delta_bpb=memory["val_bpb"] - memory["standard_bpb"], **columns)
+    if laws["params_active", False] is not None:
+        table["extrapolated"] = ~table["dense_params"].between(
+            standard["params_active"].min(), standard["params_active"].max())
     else:
         table["extrapolated"] = False
     table["note"] = np.select(
         [table["standard_bpb"].isna(), table["delta_bpb"] > 0, np.isinf(table["dense_params"])],
         ["no standard run at this depth", "worse than the standard run at this depth",
          "below the dense law's floor E: no dense model reaches it"], "")
-    return ExchangeRate(params_law, flops_law, table.reset_index(drop=True), notes)
+    deepest = f"d{standard['depth'].max()}" if n_depths else "none"
+    return ExchangeRate(laws["params_active", False], laws["train_flops", False],
+                        laws["params_active", True], laws["train_flops", True], pooled,
+                        table, tuple(notes) + (f"lodo: laws without the deepest standard "
+                                               f"depth ({deepest})",))
 
 
 # --- joint law ------------------------------------------------------------------------------
