@@ -583,21 +583,30 @@ class JointLawSelection:
 
     heldout_depth: int | None
     scores: tuple[HeldoutError, ...]
+    memory_free_rmse: float  # held-out RMSE of L(N) = E + A N^-alpha, no memory term at all
     table: pd.DataFrame  # form, rmse, mae, runs fitted / held out, parameters
     predictions: pd.DataFrame  # held-out runs: form, slots, observed, predicted
     notes: tuple[str, ...]
 
 
-def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSelection:
-    """`compare_forms` on the standard and MoVE main-grid runs (N = params_active, M = slots,
-    0 for standard), holding out the deepest depth. Forms with as many parameters as fitted
-    runs are skipped; so is everything when fewer than `min_fit_depths` depths remain to fit."""
+def select_joint_law(df: pd.DataFrame, *, heldout_depth: int | None = None,
+                     min_fit_depths: int = 3, n_column: str = "params_active") -> JointLawSelection:
+    """`compare_forms` on the standard and MoVE main-grid runs (N = `n_column`, by default the
+    active parameters, which include MoVE's routers; M = slots, 0 for standard), holding out
+    `heldout_depth` (the deepest if None) and fitting on the shallower depths. Forms with as
+    many parameters as fitted runs are skipped; so is everything when fewer than
+    `min_fit_depths` depths remain to fit. The table's `params` hold each form's memory term
+    (B and gamma, gamma, or b and c): read them before ranking forms by memory."""
     runs = main_rows(df).query("path_label == 'standard' or value_path == 'move'")
     depths = sorted(runs["depth"].unique())
-    if len(depths) < min_fit_depths + 1:
+    if heldout_depth is None and depths:
+        heldout_depth = int(depths[-1])
+    fit_depths = [d for d in depths if d < (heldout_depth or 0)]
+    if len(fit_depths) < min_fit_depths or heldout_depth not in depths:
         return _skipped_selection(f"{len(depths)} depth(s) of standard/MoVE runs; holding one "
-                                  f"out needs {min_fit_depths + 1}")
-    heldout = (runs["depth"] == depths[-1]).to_numpy()
+                                  f"out needs {min_fit_depths} shallower ones to fit")
+    runs = runs[runs["depth"] <= heldout_depth]
+    heldout = (runs["depth"] == heldout_depth).to_numpy()
     if not (runs.loc[~heldout, "value_path"] == "move").any():
         return _skipped_selection("no MoVE runs to fit the memory term on")
     n_fit = int((~heldout).sum())
@@ -605,8 +614,7 @@ def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSe
     forms = [form for form in FORMS if n_params[form] < n_fit]
     notes = tuple(f"{form}: {n_params[form]} parameters, {n_fit} runs to fit; skipped"
                   for form in FORMS if form not in forms)
-    scores = compare_forms(runs["params_active"], runs["slots"], runs["val_bpb"], heldout,
-                           forms=forms)
+    scores = compare_forms(runs[n_column], runs["slots"], runs["val_bpb"], heldout, forms=forms)
     table = pd.DataFrame([{"form": s.form, "rmse": s.rmse, "mae": s.mae, "n_fit": n_fit,
                            "n_heldout": int(heldout.sum()), "params": s.fit.params}
                           for s in scores], columns=_JOINT_COLUMNS)
@@ -615,7 +623,10 @@ def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSe
                                 for s in scores
                                 for m, o, p in zip(slots, s.observed, s.predicted)],
                                columns=_PREDICTION_COLUMNS)
-    return JointLawSelection(int(depths[-1]), tuple(scores), table, predictions, notes)
+    baseline = fit_power_law(runs.loc[~heldout, n_column], runs.loc[~heldout, "val_bpb"])
+    errors = baseline.predict(runs.loc[heldout, n_column]) - runs.loc[heldout, "val_bpb"]
+    return JointLawSelection(int(heldout_depth), tuple(scores), float(np.sqrt(np.mean(
+        errors ** 2))), table, predictions, notes)
 
 
 _JOINT_COLUMNS = ["form", "rmse", "mae", "n_fit", "n_heldout", "params"]
@@ -623,7 +634,7 @@ _PREDICTION_COLUMNS = ["form", "slots", "observed", "predicted"]
 
 
 def _skipped_selection(note: str) -> JointLawSelection:
-    return JointLawSelection(None, (), pd.DataFrame(columns=_JOINT_COLUMNS),
+    return JointLawSelection(None, (), np.nan, pd.DataFrame(columns=_JOINT_COLUMNS),
                              pd.DataFrame(columns=_PREDICTION_COLUMNS), (note,))
 
 
