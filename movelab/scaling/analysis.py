@@ -32,7 +32,7 @@ LEVEL = 0.95
 METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID",
                 "class_accuracy": "class accuracy"}
 MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
-REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
+REFERENCE_DIR = REPO_ROOT / "reference"  # Chinchilla Fig. 4 points and published fits
 # Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
 SYNTHETIC_LAWS = {"with a floor": (1.0, 24.0, 0.10), "pure power law": (0.0, 12.0, 0.06)}
 
