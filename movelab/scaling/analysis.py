@@ -515,8 +515,8 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
 
     Intervals are percentiles over `bootstrap` draws, each a refit of the law on resampled
     standard points inverted at a draw of the model's BPB: mean + s / sqrt(n) t_(n-1) with s its
-    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std,
-    `bpb_sd_source` says which). `*_lodo` columns: the same from laws fitted without the
+    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std;
+    0 when no run of the sweep has repeated seeds), `bpb_sd_source` says which. `*_lodo` columns: the same from laws fitted without the
     deepest standard depth. `delta_bpb` is the difference to the standard mean at the same depth
     (positive: worse); `extrapolated` marks dense equivalents outside the standard runs' N."""
     main = main_rows(df, all_seeds=True)
@@ -541,8 +541,9 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
         standard[["depth", "val_bpb"]].rename(columns={"val_bpb": "standard_bpb"}),
         on="depth", how="left").reset_index(drop=True)
     own_sd = memory["n_seeds"] >= 2
-    memory["bpb_sd"] = np.where(own_sd, memory["std"], pooled)
-    memory["bpb_sd_source"] = np.where(own_sd, "own seeds", "pooled seed std")
+    memory["bpb_sd"] = np.where(own_sd, memory["std"], 0.0 if np.isnan(pooled) else pooled)
+    memory["bpb_sd_source"] = np.where(own_sd, "own seeds", "pooled seed std" if np.isfinite(
+        pooled) else "no repeated seeds in the sweep: law refits only")
     rng = np.random.default_rng(seed)
     dof = np.maximum(memory["n_seeds"].to_numpy() - 1, 1)
     noise = np.where(own_sd, rng.standard_t(dof, (bootstrap, len(memory))),

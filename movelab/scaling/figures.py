@@ -215,7 +215,7 @@ def fig_image_scaling(df) -> Figure:
         plot.plot_metric_vs_compute(ax, df, column)
     for ax, column in zip(axes[3:], ("bits_per_token", "fid", "class_accuracy")):
         plot.plot_metric_vs_slots(ax, df, column)
-    axes[1].set_yscale("log")
+    plot.log_y(axes[1])
     fig.suptitle(f"Image scaling (Fashion-MNIST codes), {len(df)} runs: does memory lower bits "
                  f"per token and FID?\ntraining FLOPs: {plot.FLOPS_CONVENTION}")
     return fig

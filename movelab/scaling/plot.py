@@ -94,6 +94,14 @@ def _log_x(ax: Axes, values, **kwargs) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def log_y(ax: Axes) -> None:
+    """Log y axis labelled at 1, 2 and 5 x 10^k in plain numbers, minor ticks unlabelled."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def draw_interval(ax: Axes, at, center, low, high, *, vertical: bool = False, color="C0",
                   marker: str = "o", label: str | None = None) -> None:
     """A point at `center` and a capped bar from `low` to `high`, placed at `at` on the other
@@ -342,20 +350,22 @@ def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=())
         rows = table[table["path_label"] == label]
         ax.scatter(rows["params_active"], rows["val_bpb"], s=9, color=colors[label], zorder=3,
                    label=label)
-    for law, style_, name in ((exchange.params_law, "-", "dense law"),
-                              (exchange.params_law_lodo, ":", "without deepest")):
+    described = []
+    for law, style_, name in ((exchange.params_law, "-", "solid"),
+                              (exchange.params_law_lodo, ":", "dotted, without deepest")):
         if law is not None:
             x = law_grid(standard["x"])
-            ax.plot(x, law.predict(x), color="0.1", lw=1, ls=style_,
-                    label=_law_label(name, law, flags if style_ == "-" else ()))
+            ax.plot(x, law.predict(x), color="0.1", lw=1, ls=style_)
+            described.append(_law_label(name, law, flags if style_ == "-" else ()))
             if style_ == "-" and band_is_drawn(flags):
                 ax.fill_between(x, *prediction_band(law, x), color="0.5", alpha=0.15, lw=0)
     _log_x(ax, runs["params_active"], xlabel="active parameters N (matmul weights)",
            ylabel="val BPB",
-           title="dense law L(N) = E + A N^-alpha" if exchange.params_law
-           else "too few standard runs to fit")
+           title="dense law L(N) = E + A N^-alpha\n" + "\n".join(described)
+           if exchange.params_law else "too few standard runs to fit")
+    ax.title.set_fontsize("small")
     limit_to(ax, list(standard["bpb"]) + list(table["val_bpb"]))
-    ax.legend(fontsize="xx-small", ncol=2, loc="lower left")
+    ax.legend(fontsize="xx-small", ncol=2, loc="upper right")
     return ax
 
 
