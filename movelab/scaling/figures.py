@@ -25,6 +25,7 @@ from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchill
 from movelab.scaling.load import RESULTS_DIR, load_curves, load_runs, runs_csv_path
 
 BOOTSTRAP = 200
+MIN_FIT_DEPTHS = 3  # select_joint_law's default: depths to fit on below a held-out one
 # 3^5 = 243 starts; on the Chinchilla points they reach the optimum of Epoch's 4500 (same
 # parameters to 4 digits) in a second instead of half a minute.
 QUICK_START_GRID = {"a": (0.0, 10.0, 20.0), "b": (0.0, 10.0, 20.0), "e": (-1.0, 0.0, 1.0),
@@ -151,13 +152,13 @@ def fig_exchange_rate(df, *, bootstrap: int = BOOTSTRAP) -> Figure:
 
 @_styled
 def fig_joint_law(df) -> Figure:
-    """Held-out tests of the joint laws L(N, M): each of the two deepest depths held out in turn,
-    fitted on the depths below it."""
-    depths = sorted(main_rows(df)["depth"].unique())[-2:] or [None]
+    """Held-out tests of the joint laws L(N, M): each of the two deepest depths with enough
+    depths below it to fit on held out in turn, fitted on the depths below it."""
+    depths = sorted(main_rows(df)["depth"].unique())[MIN_FIT_DEPTHS:][-2:] or [None]
     fig, axes = _panels(len(depths), width=5.2, height=4.2)
     for ax, depth in zip(axes, depths):
         plot.plot_heldout(ax, select_joint_law(df, heldout_depth=depth))
-    fig.suptitle("Which joint law L(N, M) extrapolates one depth deeper? "
+    fig.suptitle("Which joint law L(N, M) extrapolates one depth deeper?\n"
                  "N = active params (routers included), M = slots")
     return fig
 
