@@ -202,12 +202,24 @@ def test_every_figure_of_a_synthetic_sweep_is_readable(results_dir):
 
 def test_every_figure_of_the_committed_rows_is_readable():
     """The rows in results/: where the defects were found (a runaway band set an axis to
-    1e26, d2 set the scale of every depth, labels ran off the figure)."""
+    1e26, d2 set the scale of every depth, labels ran off the figure). Laws whose refits run
+    away get no band and say so; the joint law shows the d8 hold-out the verdict uses."""
     df = load_runs("cpu-text")
     curves = load_curves(main_rows(df, all_seeds=True))
     figures = every_figure(df, curves, load_runs("cpu-image"), bootstrap=20)
     for name, fig in figures.items():
         assert reader_defects(fig) == [], name
+    joint = figures["joint_law"]
+    assert [ax.get_title().split()[0] for ax in joint.axes] == ["d8", "d10"]
+    laws = fit_compute_laws(df, bootstrap=20)  # the same seeded refits as the figure's
+    legend = [t.get_text() for t in figures["text_scaling"].axes[0].get_legend().get_texts()]
+    flagged = [label for label, flags in laws.flags.items() if not band_is_drawn(flags)]
+    assert flagged  # on the committed rows several paths' refits run away
+    for label in flagged:
+        assert any(text.startswith(label + ":") and "no band" in text for text in legend)
+    bands = [c for c in figures["text_scaling"].axes[0].collections
+             if isinstance(c, FillBetweenPolyCollection)]
+    assert len(bands) == len(laws.fits) - len(flagged)
 
 
 def test_the_defect_check_finds_a_band_that_sets_the_axis():
@@ -240,22 +252,7 @@ def test_titles_ask_and_panels_say_what_is_a_single_seed(results_dir):
 
 
 def test_joint_law_draws_each_hold_out_it_can(results_dir):
-    """d2-d8: only d8 has three shallower depths to fit on; the committed d2-d10: d8 (the
-    hold-out the verdict uses) and d10."""
+    """d2-d8: only d8 has three shallower depths to fit on (the committed rows: d8 and d10,
+    above)."""
     fig = fig_joint_law(load_runs("cpu-text", results_dir))
     assert [ax.get_title().split()[0] for ax in fig.axes] == ["d8"]
-    fig = fig_joint_law(load_runs("cpu-text"))
-    assert [ax.get_title().split()[0] for ax in fig.axes] == ["d8", "d10"]
-
-
-def test_unidentified_laws_get_no_band_and_say_so():
-    df = load_runs("cpu-text")
-    laws = fit_compute_laws(df, bootstrap=20)
-    fig = fig_text_scaling(df, bootstrap=20)
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    flagged = [label for label, flags in laws.flags.items() if not band_is_drawn(flags)]
-    assert flagged  # on the committed rows several paths' refits run away
-    for label in flagged:
-        assert any(text.startswith(label + ":") and "no band" in text for text in legend)
-    bands = [c for c in fig.axes[0].collections if isinstance(c, FillBetweenPolyCollection)]
-    assert len(bands) == len(laws.fits) - len(flagged)
