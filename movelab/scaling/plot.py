@@ -118,7 +118,9 @@ def _law_label(label: str, fit, flags=()) -> str:
     low, high = interval(fit, "alpha")
     text = f"{label}: alpha {fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
     if not band_is_drawn(flags):
-        text += " (no band: " + ", ".join(f for f in flags if f != "E's interval reaches 0") + ")"
+        short = {"E at its bound 0": "E at bound", "alpha at its bound 0": "alpha at bound",
+                 "bootstrap predictions run away": "refits run away"}
+        text += " (no band: " + ", ".join(short[f] for f in flags if f in short) + ")"
     return text
 
 
