@@ -262,6 +262,14 @@ def pooled_slot_gain(df: pd.DataFrame, *, depths=None, all_seeds: bool = True,
     return {"depths": label, **_gain_row(runs, metric, level)}
 
 
+def depths_within_epochs(df: pd.DataFrame, max_epochs: float = 3.0) -> list[int]:
+    """The depths whose main runs see at most `max_epochs` epochs of their corpus (all depths if
+    none does): the depths pooled for the slot slope, since a corpus repeated more often is
+    memorised by the memory paths (cpu-text's d10, 5.0 epochs; research log)."""
+    epochs = main_rows(df).groupby("depth")["epochs"].max()
+    return [int(d) for d in epochs[epochs <= max_epochs].index] or [int(d) for d in epochs.index]
+
+
 def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_depths=None,
                              level: float = LEVEL) -> pd.DataFrame:
     """`gain_per_doubling` of val_bpb at every evaluation along training, from the MoVE main

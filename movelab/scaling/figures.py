@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from movelab.cli import ladder_records
 from movelab.scaling import plot
 from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
-                                      compare_to_standard, exchange_rate, fit_compute_laws,
+                                      compare_to_standard, depths_within_epochs, exchange_rate,
+                                      fit_compute_laws,
                                       law_flags, main_rows, pooled_seed_std, pooled_slot_gain,
                                       repetition_table, select_joint_law, slot_doubling_gains,
                                       slot_gains_over_training, synthetic_recovery)
@@ -238,13 +239,6 @@ def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: 
     return fig
 
 
-def _scaling_depths(df) -> list[int]:
-    """The depths pooled for the slot slope: all but one repeated beyond 3 epochs (cpu-text's
-    d10 at 5.0 epochs memorises, research log), so the pooled slope is one of fresh-ish data."""
-    epochs = main_rows(df).groupby("depth")["epochs"].max()
-    return sorted(epochs[epochs <= 3].index) or sorted(epochs.index)
-
-
 TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
                 "ablations", "repetition", "fit_validation")
 
@@ -262,7 +256,7 @@ def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
         "text_scaling": lambda: fig_text_scaling(df, bootstrap=bootstrap),
         "memory_decoupling": lambda: fig_memory_decoupling(
             df, load_curves(main_rows(df, all_seeds=True).query("value_path == 'move'"), sweep,
-                            results_dir), pooled_depths=_scaling_depths(df)),
+                            results_dir), pooled_depths=depths_within_epochs(df)),
         "exchange_rate": lambda: fig_exchange_rate(df, bootstrap=bootstrap),
         "joint_law": lambda: fig_joint_law(df),
         "ablations": lambda: fig_ablations(df),
