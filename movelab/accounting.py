@@ -2,7 +2,7 @@
 ladder and x32 banks can be costed on a laptop. `GPT.costs()` counts the same quantities from
 the module tree; tests hold the two equal and check both against torch's FLOP counters.
 
-Conventions (SPEC):
+Conventions (docs/design.md, "Accounting conventions"):
   active parameters   the matmul weights: transformer matrices, gates/routers, output head;
                       embedding, LaVE tables and MoVE bank are lookups and cost zero FLOPs.
   train FLOPs/token   6 x active + 12 x L x d_kv x T (attention over a context of T, the
@@ -100,3 +100,48 @@ def analytic_costs(cfg: ModelConfig) -> Costs:
         elements_gathered=gathered,
         embedding_elements_gathered=d,
     )
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one training process holds at its peak, by kind (training_memory)."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def training_memory(cfg: ModelConfig, batch_size: int, *, optimizer: str = "adamw",
+                    activation_bytes: int = BYTES_FP32) -> MemoryEstimate:
+    """An estimate, from the config alone, of the memory a training step of `batch_size`
+    sequences needs: fp32 weights and gradients of every parameter; the optimizer's state
+    (AdamW keeps two moments per parameter; with `muon` the transformer matrices keep one
+    momentum instead); and the activations the backward pass keeps, `activation_bytes` per
+    element (4 in fp32, 2 under bf16 autocast): about 20 d per token per layer for a block
+    (norm inputs, q k v, attention output, the MLP's 4 d hidden twice), the memory path's
+    gathered values and gates, and the logits with their fp32 log-softmax. Allocator
+    workspace and framework overhead are left out: on the CPU it came to 63-70% of the measured
+    peak (docs/research-log.md, 2026-12-01), so a step that needs more than this does not fit."""
+    costs = analytic_costs(cfg)
+    d, d_kv, L, V, H = cfg.width, cfg.d_kv, cfg.depth, cfg.vocab_size, cfg.n_heads
+    matrices = costs.params["transformer_matrices"]
+    moments = 2 * costs.params_total - (matrices if optimizer == "muon" else 0)
+    per_token = L * 20 * d + 3 * d  # blocks; embedding output and final norm
+    if cfg.value_path == "lave":
+        per_token += len(cfg.lave_layers) * (d_kv + 2 * H)
+    elif cfg.value_path == "move":
+        per_token += cfg.slots * d_kv + L * (d_kv + H * (cfg.slots + 1))
+    tokens = batch_size * cfg.seq_len
+    logits = tokens * V * (activation_bytes + 2 * BYTES_FP32)
+    return MemoryEstimate(weights=BYTES_FP32 * costs.params_total,
+                          gradients=BYTES_FP32 * costs.params_total,
+                          optimizer=BYTES_FP32 * moments,
+                          activations=tokens * per_token * activation_bytes + logits)

@@ -3,12 +3,18 @@
 For every preset and variant a model trains on synthetic random tokens with the real optimizers
 (`build_optimizers`) and the training loop's gradient clipping. After warmup steps, each timed
 step is split into forward, backward and optimizer (clipping, optimizer steps, zeroing the
-gradients); the table reports medians over the timed steps. Alongside:
+gradients); each round reports medians over its timed steps. With `rounds` > 1 the whole
+plan runs that many times, interleaved (every variant once per round, a fresh model each time),
+and the table reports the median round with the min-max over rounds beside it; ratios to the
+standard model are taken within each round (paired), so a load that drifts between rounds moves
+the spread, not the ratio's median. Alongside:
 
   tokens/s     batch x seq_len / median step time
   MFU          analytic training FLOPs per token (SPEC: 6 x active + 12 L d_kv T) x tokens/s,
                over a matmul peak measured in the same run (best of several square fp32
-               matmuls, same device and thread count)
+               matmuls, same device and thread count), at the start of every round; when the
+               peak varies by more than IDLE_TOLERANCE across rounds the table says the machine
+               was not idle
   peak memory  bytes of live tensors at their peak during one extra step after the timed ones
                (parameters, gradients, optimizer state, activations): CUDA's
                max_memory_allocated, or on the CPU the tensors alive before the step plus the
@@ -44,6 +50,7 @@ DEFAULT_VARIANTS = ("standard", "lave x1", "lave x2", "move x1", "move x2", "mov
 GOAL_DENSITIES = (1, 8)     # MoVE densities the overhead goal applies to, inclusive
 GOAL_SLACK_POINTS = 5.0     # wall-clock overhead may exceed the FLOP overhead by this much
 MATMUL_REPS = 5
+IDLE_TOLERANCE = 0.10       # matmul peaks across rounds differing by more: the machine was busy
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,17 @@ class BenchRow:
     steps: int
     warmup: int
     matmul_size: int
-    matmul_peak_flops: float         # FLOP/s
+    rounds: int
+    matmul_peak_flops: float         # FLOP/s, the best of the rounds' peaks
+    matmul_peak_spread: float        # (best - worst) / best of the rounds' peaks
     memory_method: str
     flops_per_token_train: int
     flop_ratio: float                # flops_per_token_train over the standard model's
     # measurements: None in a row whose torch.compile failed
-    step_seconds: float | None = None
+    step_seconds: float | None = None           # median over rounds of each round's median step
+    step_seconds_min: float | None = None       # fastest and slowest round
+    step_seconds_max: float | None = None
+    round_step_seconds: tuple[float, ...] = ()  # each round's median step, in round order
     forward_seconds: float | None = None
     backward_seconds: float | None = None
     optimizer_seconds: float | None = None
@@ -88,7 +100,9 @@ class BenchRow:
     tokens_per_second: float | None = None
     mfu: float | None = None
     peak_memory_bytes: int | None = None
-    step_ratio: float | None = None  # step time over the standard model's, same preset and mode
+    step_ratio: float | None = None  # step time over the standard model's, same preset and mode:
+    step_ratio_min: float | None = None  # the median, min and max over rounds of the ratio
+    step_ratio_max: float | None = None  # within each round
     overhead_gap_points: float | None = None  # 100 x (step_ratio - flop_ratio)
     goal: str | None = None          # PASS / FAIL for MoVE x1 to x8
     speedup: float | None = None     # compiled rows: eager step time over compiled
@@ -189,15 +203,16 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
 def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size: int | None = None,
               seq_len: int | None = None, steps: int = 10, warmup: int = 3,
               threads: int | None = None, device: str = "cpu", compile: bool = False,
-              matmul_size: int = 2048, log=None) -> list[BenchRow]:
+              matmul_size: int = 2048, rounds: int = 1, log=None) -> list[BenchRow]:
     """Bench every preset x variant (the standard model is always included, as the baseline of
-    the ratios), eager and, with `compile`, under torch.compile too. Configs are checked before
-    anything is timed; `log` (e.g. print) hears about each row as it is done."""
+    the ratios), eager and, with `compile`, under torch.compile too, `rounds` times interleaved.
+    Configs are checked before anything is timed; `log` (e.g. print) hears about each
+    measurement as it is done."""
     batch_size = TrainConfig.batch_size if batch_size is None else batch_size
     for name, value, least in (("--batch-size", batch_size, 1), ("--steps", steps, 1),
                                ("--warmup", warmup, 0),
                                ("--threads", 1 if threads is None else threads, 1),
-                               ("--matmul-size", matmul_size, 1)):
+                               ("--matmul-size", matmul_size, 1), ("--rounds", rounds, 1)):
         if value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
     if device not in ("cpu", "cuda"):
@@ -212,46 +227,65 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
     if threads:
         torch.set_num_threads(threads)
     try:
-        matmul_peak = measure_matmul_peak(matmul_size, device=device)
-        rows = []
-        for preset, label, cfg in plan:
-            for mode in modes:
-                row = BenchRow(
-                    preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
-                    density=cfg.density, mode=mode, device=device,
-                    precision=precision(chosen),
-                    threads=torch.get_num_threads(), torch_version=torch.__version__,
-                    batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
-                    matmul_size=matmul_size, matmul_peak_flops=matmul_peak,
-                    memory_method=memory_method(device),
-                    flops_per_token_train=analytic_costs(cfg).flops_per_token_train,
-                    flop_ratio=1.0)
-                rows.append(_measured(row, cfg))
-                if log:
-                    log(f"bench: {format_progress(rows[-1])}")
+        peaks, measured = [], {}  # (preset, label, mode) -> one StepTimes (or error) per round
+        for round_ in range(rounds):
+            peaks.append(measure_matmul_peak(matmul_size, device=device))
+            for preset, label, cfg in plan:
+                for mode in modes:
+                    times = _measure(cfg, batch_size, steps, warmup, device, mode)
+                    measured.setdefault((preset, label, mode), []).append(times)
+                    if log:
+                        log(f"bench: round {round_ + 1}/{rounds} "
+                            f"{format_progress(preset, label, mode, times, batch_size, cfg)}")
     finally:
         torch.set_num_threads(threads_before)
+    rows = []
+    for preset, label, cfg in plan:
+        for mode in modes:
+            row = BenchRow(
+                preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
+                density=cfg.density, mode=mode, device=device, precision=precision(chosen),
+                threads=threads or threads_before, torch_version=torch.__version__,
+                batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
+                matmul_size=matmul_size, rounds=rounds, matmul_peak_flops=max(peaks),
+                matmul_peak_spread=(max(peaks) - min(peaks)) / max(peaks),
+                memory_method=memory_method(device),
+                flops_per_token_train=analytic_costs(cfg).flops_per_token_train, flop_ratio=1.0)
+            rows.append(_summarised(row, measured[preset, label, mode]))
     return with_ratios(rows)
 
 
-def _measured(row: BenchRow, cfg: ModelConfig) -> BenchRow:
-    """`row` with the measurements of `cfg` filled in (or, under torch.compile, its error)."""
+def _measure(cfg: ModelConfig, batch_size: int, steps: int, warmup: int, device: str,
+             mode: str) -> StepTimes | str:
+    """One round of `cfg` in `mode`: its StepTimes, or under torch.compile why it failed."""
     try:
-        times = bench_variant(cfg, batch_size=row.batch_size, steps=row.steps,
-                              warmup=row.warmup, device=row.device,
-                              compile=row.mode == "compiled")
+        return bench_variant(cfg, batch_size=batch_size, steps=steps, warmup=warmup,
+                             device=device, compile=mode == "compiled")
     except Exception as err:  # torch.compile fails in many ways (no compiler, unsupported op)
-        if row.mode != "compiled":
+        if mode != "compiled":
             raise
         reason = (str(err).strip().splitlines() or [""])[0]
-        return replace(row, error=f"compile failed: {type(err).__name__}: {reason}"[:200])
-    tokens_per_second = row.batch_size * row.seq_len / times.step
+        return f"compile failed: {type(err).__name__}: {reason}"[:200]
+
+
+def _summarised(row: BenchRow, rounds: list[StepTimes | str]) -> BenchRow:
+    """`row` with the median round's measurements filled in (or the compile error)."""
+    errors = [r for r in rounds if isinstance(r, str)]
+    if errors:
+        return replace(row, error=errors[0])
+    step = statistics.median(r.step for r in rounds)
+    tokens_per_second = row.batch_size * row.seq_len / step
     return replace(
-        row, step_seconds=times.step, forward_seconds=times.forward,
-        backward_seconds=times.backward, optimizer_seconds=times.optimizer,
-        first_step_seconds=times.first_step, tokens_per_second=tokens_per_second,
+        row, step_seconds=step, step_seconds_min=min(r.step for r in rounds),
+        step_seconds_max=max(r.step for r in rounds),
+        round_step_seconds=tuple(r.step for r in rounds),
+        forward_seconds=statistics.median(r.forward for r in rounds),
+        backward_seconds=statistics.median(r.backward for r in rounds),
+        optimizer_seconds=statistics.median(r.optimizer for r in rounds),
+        first_step_seconds=statistics.median(r.first_step for r in rounds),
+        tokens_per_second=tokens_per_second,
         mfu=row.flops_per_token_train * tokens_per_second / row.matmul_peak_flops,
-        peak_memory_bytes=times.peak_memory_bytes)
+        peak_memory_bytes=max(r.peak_memory_bytes for r in rounds))
 
 
 def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
@@ -265,9 +299,12 @@ def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
         flop_ratio = row.flops_per_token_train / base.flops_per_token_train
         row = replace(row, flop_ratio=flop_ratio)
         if row.step_seconds is not None and base.step_seconds is not None:
-            step_ratio = row.step_seconds / base.step_seconds
+            ratios = [mine / theirs for mine, theirs in zip(row.round_step_seconds,
+                                                            base.round_step_seconds)]
+            step_ratio = statistics.median(ratios)
             gap = 100 * (step_ratio - flop_ratio)
-            row = replace(row, step_ratio=step_ratio, overhead_gap_points=gap,
+            row = replace(row, step_ratio=step_ratio, step_ratio_min=min(ratios),
+                          step_ratio_max=max(ratios), overhead_gap_points=gap,
                           goal=_goal(row, gap))
         if row.mode == "compiled" and row.step_seconds is not None:
             row = replace(row, speedup=eager[row.preset, row.variant].step_seconds
@@ -282,11 +319,13 @@ def _goal(row: BenchRow, gap_points: float) -> str | None:
     return "PASS" if gap_points <= GOAL_SLACK_POINTS else "FAIL"
 
 
-def format_progress(row: BenchRow) -> str:
-    name = f"{row.preset} {row.variant} ({row.mode})"
-    if row.error:
-        return f"{name}: {row.error}"
-    return f"{name}: {1e3 * row.step_seconds:.1f} ms/step, {row.tokens_per_second:,.0f} tok/s"
+def format_progress(preset: str, variant: str, mode: str, times: StepTimes | str,
+                    batch_size: int, cfg: ModelConfig) -> str:
+    name = f"{preset} {variant} ({mode})"
+    if isinstance(times, str):
+        return f"{name}: {times}"
+    return (f"{name}: {1e3 * times.step:.1f} ms/step, "
+            f"{batch_size * cfg.seq_len / times.step:,.0f} tok/s")
 
 
 def bench_command(rows: list[BenchRow]) -> str:
@@ -298,7 +337,8 @@ def bench_command(rows: list[BenchRow]) -> str:
              f"--batch-size {first.batch_size}"]
     if len({r.seq_len for r in rows}) == 1:
         parts.append(f"--seq-len {first.seq_len}")
-    parts += [f"--steps {first.steps} --warmup {first.warmup} --threads {first.threads}",
+    parts += [f"--steps {first.steps} --warmup {first.warmup} --rounds {first.rounds} "
+              f"--threads {first.threads}",
               f"--device {first.device} --matmul-size {first.matmul_size}"]
     if any(r.mode == "compiled" for r in rows):
         parts.append("--compile")
@@ -312,14 +352,20 @@ def format_bench(rows: list[BenchRow]) -> str:
         f"$ {bench_command(rows)}",
         f"torch {first.torch_version}, device {first.device}, {first.threads} threads; matmul "
         f"peak {first.matmul_peak_flops / 1e9:.1f} GFLOP/s ({first.precision} {first.matmul_size}^2 x "
-        f"{first.matmul_size}^2, best of {MATMUL_REPS})",
+        f"{first.matmul_size}^2, best of {MATMUL_REPS} in each of {first.rounds} rounds; the rounds' "
+        f"peaks differ by {100 * first.matmul_peak_spread:.0f}%)",
         f"peak memory: {first.memory_method}",
         f"medians of {first.steps} timed steps after {first.warmup} warmup steps, batch "
         f"{first.batch_size} x seq_len {seq_lens}; opt = clipping + optimizer steps + "
-        "zero_grad", ""]
-    header = (f"{'preset':<9}{'variant':<13}{'mode':<9}{'step ms':>9}{'fwd':>8}{'bwd':>8}"
-              f"{'opt':>8}{'tok/s':>9}{'MFU':>7}{'peak MiB':>9}{'time x':>8}{'FLOP x':>8}"
-              f"{'gap pt':>8}  {'goal':<5} notes")
+        f"zero_grad; {first.rounds} interleaved rounds: the median round, [min-max] over rounds"]
+    if first.matmul_peak_spread > IDLE_TOLERANCE:
+        lines.append(f"WARNING: the matmul peak moved by {100 * first.matmul_peak_spread:.0f}% "
+                     f"between rounds (more than {100 * IDLE_TOLERANCE:.0f}%): the machine was "
+                     "not idle; read the ratios with their spread")
+    lines.append("")
+    header = (f"{'preset':<9}{'variant':<13}{'mode':<9}{'step ms':>9}{'[min-max]':>14}{'fwd':>8}"
+              f"{'bwd':>8}{'opt':>8}{'tok/s':>9}{'MFU':>7}{'peak MiB':>9}{'time x':>8}"
+              f"{'[min-max]':>14}{'FLOP x':>8}{'gap pt':>8}  {'goal':<5} notes")
     lines += [header, "-" * len(header)]
     for i, r in enumerate(rows):
         if i and r.preset != rows[i - 1].preset:
@@ -331,14 +377,18 @@ def format_bench(rows: list[BenchRow]) -> str:
         notes = ""
         if r.mode == "compiled":
             notes = f"{r.speedup:.2f}x eager; first step (compiling) {r.first_step_seconds:.1f} s"
+        step_range = f"[{1e3 * r.step_seconds_min:.1f}-{1e3 * r.step_seconds_max:.1f}]"
+        ratio_range = ("n/a" if r.step_ratio is None
+                       else f"[{r.step_ratio_min:.3f}-{r.step_ratio_max:.3f}]")
         lines.append(
-            f"{start}{1e3 * r.step_seconds:>9.1f}{1e3 * r.forward_seconds:>8.1f}"
+            f"{start}{1e3 * r.step_seconds:>9.1f}{step_range:>14}{1e3 * r.forward_seconds:>8.1f}"
             f"{1e3 * r.backward_seconds:>8.1f}{1e3 * r.optimizer_seconds:>8.1f}"
             f"{r.tokens_per_second:>9,.0f}{100 * r.mfu:>6.1f}%{r.peak_memory_bytes / 2**20:>9.1f}"
-            f"{_maybe(r.step_ratio, '.3f'):>8}{r.flop_ratio:>8.3f}"
+            f"{_maybe(r.step_ratio, '.3f'):>8}{ratio_range:>14}{r.flop_ratio:>8.3f}"
             f"{_maybe(r.overhead_gap_points, '+.1f'):>8}  {r.goal or '':<5} {notes}".rstrip())
     lines += ["",
-              "time x: step time / the standard model's (same preset, mode); FLOP x: analytic "
+              "time x: step time / the standard model's (same preset, mode, round; median over "
+              "rounds); FLOP x: analytic "
               "train FLOPs/token / the standard's",
               "(6N + attention; MoVE's slot contraction is outside it); gap pt: 100 x (time x - "
               f"FLOP x); goal: MoVE x{GOAL_DENSITIES[0]}-x{GOAL_DENSITIES[1]} PASS when gap "

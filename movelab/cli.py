@@ -23,6 +23,28 @@ class UsageError(Exception):
     """Raised for input that cannot work; main() prints it as one line and exits 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line (the usage of `train` is a page)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def whole_number(minimum: int):
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, "
+                                             f"not {text!r}")
+        return value
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model (a preset, or the depth dial, plus overrides)")
     g.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
@@ -203,8 +225,11 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                    help="rerun a recorded run (its result.json or run.json): same config and seed")
     g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     g.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
-    g.add_argument("--threads", type=int,
+    g.add_argument("--threads", type=whole_number(1),
                    help="torch CPU threads (default: all cores; with --from, the recorded run's)")
+    g.add_argument("--ignore-memory-check", action="store_true",
+                   help="train even when the estimated memory of a step (weights, gradients, "
+                        "optimizer state, activations) exceeds what the device has free")
     g.add_argument("--cache-dir", type=Path,
                    help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     g.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
@@ -212,6 +237,18 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                    help="auto (default): a GPU when torch sees one (bf16 autocast, TF32), else "
                         "the CPU (fp32)")
     g.add_argument("--compile", action="store_true", help="train through torch.compile")
+
+
+def read_record(path: Path) -> dict:
+    """The result.json or run.json that --from names, as a dict with a 'config'."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read --from {path}: {err}; give a result.json or run.json"
+                         ) from None
+    if not isinstance(recorded, dict) or "config" not in recorded:
+        raise UsageError(f"--from {path} has no 'config'; give a result.json or run.json")
+    return recorded
 
 
 def run_config_from_args(args: argparse.Namespace):
@@ -225,12 +262,9 @@ def run_config_from_args(args: argparse.Namespace):
             raise UsageError(f"--from reruns a recorded config as it is; drop "
                              f"{', '.join('--' + f.replace('_', '-') for f in given)}")
         try:
-            recorded = json.loads(args.from_record.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise UsageError(f"cannot read {args.from_record}: {err}") from None
-        if "config" not in recorded:
-            raise UsageError(f"{args.from_record} has no 'config'; give a result.json or run.json")
-        return RunConfig.from_dict(recorded["config"])
+            return RunConfig.from_dict(read_record(args.from_record)["config"])
+        except ConfigError as err:
+            raise UsageError(f"--from {args.from_record}: {err}") from None
     chosen = {f: getattr(args, f) for f in TRAIN_FLAGS if getattr(args, f) is not None}
     if not {"tokens", "tokens_per_param", "flops"} & set(chosen):
         chosen["tokens"] = DEFAULT_TOKENS
@@ -262,13 +296,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     run = run_config_from_args(args)
     threads = args.threads
     if threads is None and args.from_record is not None:  # a rerun sums floats as the run did
-        threads = json.loads(args.from_record.read_text()).get("threads")
+        threads = read_record(args.from_record).get("threads")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                    or threads < 1):
+            raise UsageError(f"--from {args.from_record} records threads {threads!r}, not a "
+                             "whole number of at least 1; give --threads N")
     if threads:
         torch.set_num_threads(threads)
     out = args.out or Path("runs") / run.hash()
     result = train(run, out, resume=args.resume, force=args.force,
                    progress=False if args.no_progress else None, cache_dir=args.cache_dir,
-                   device=args.device, compile=args.compile)
+                   device=args.device, compile=args.compile,
+                   memory_check=not args.ignore_memory_check)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         print(f"{result['label']}: {result_summary(result)} after {result['tokens_seen']:,} "
               f"tokens, {result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; "
@@ -346,13 +385,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
                      listed(args.variants) or DEFAULT_VARIANTS,
                      batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
                      warmup=args.warmup, threads=args.threads, device=args.device,
-                     compile=args.compile, matmul_size=args.matmul_size,
+                     compile=args.compile, matmul_size=args.matmul_size, rounds=args.rounds,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps([asdict(row) for row in rows], indent=1) if args.json else format_bench(rows))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="movelab",
         description="A scaling-law lab for MoVE (mixture of value embeddings): what is a slot "
                     "of memory worth against a layer of compute?")
@@ -399,10 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     cfg_scale.add_argument("run_dir", type=Path, help="a finished image run (result.json, model.pt)")
     cfg_scale.add_argument("--scales", default="1,1.5,2,3", help="comma list (default 1,1.5,2,3)")
-    cfg_scale.add_argument("--samples", type=int, default=2000,
+    cfg_scale.add_argument("--samples", type=whole_number(2), default=2000,
                            help="generated images per scale (default 2000)")
-    cfg_scale.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    cfg_scale.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    cfg_scale.add_argument("--seed", type=whole_number(0), default=0,
+                           help="sampling seed (default 0)")
+    cfg_scale.add_argument("--threads", type=whole_number(1),
+                           help="torch CPU threads (default: torch's)")
     cfg_scale.add_argument("--cache-dir", type=Path,
                            help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")
     cfg_scale.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -424,9 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("name", help="the sweep: a folder of --results-dir holding sweep.toml")
     sweep.add_argument("--results-dir", type=Path, default=Path("results"),
                        help="where sweeps live (default ./results)")
-    sweep.add_argument("--jobs", type=int, help="runs at once (default 2; with --executor "
+    sweep.add_argument("--jobs", type=whole_number(1), help="runs at once (default 2; with --executor "
                                                 "slurm every missing run is queued at once)")
-    sweep.add_argument("--threads-per-job", type=int, default=1,
+    sweep.add_argument("--threads-per-job", type=whole_number(1), default=1,
                        help="torch threads per run (default 1: on 2 cores two 1-thread runs "
                             "beat one 2-thread run, see docs/research-log.md)")
     sweep.add_argument("--group", help="only the runs of this group of the sweep")
@@ -437,13 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = JobOptions()
     g = sweep.add_argument_group("jobs of --executor slurm (and the time limit of local)")
     g.add_argument("--partition", help="SLURM partition (default: the cluster's)")
-    g.add_argument("--gpus-per-job", type=int, default=d.gpus_per_job,
+    g.add_argument("--gpus-per-job", type=whole_number(0), default=d.gpus_per_job,
                    help=f"GPUs per run, one torchrun rank each; 0: one CPU process "
                         f"(default {d.gpus_per_job})")
-    g.add_argument("--cpus-per-job", type=int, default=d.cpus_per_job,
+    g.add_argument("--cpus-per-job", type=whole_number(1), default=d.cpus_per_job,
                    help=f"CPUs per run, shared out as torch threads of its ranks "
                         f"(default {d.cpus_per_job})")
-    g.add_argument("--time-limit", type=int, default=d.time_limit, metavar="MINUTES",
+    g.add_argument("--time-limit", type=whole_number(1), default=d.time_limit,
+                   metavar="MINUTES",
                    help=f"per job; a run stopped by it resumes on the next `sweep run` "
                         f"(default {d.time_limit})")
     sweep.set_defaults(func=cmd_sweep)
@@ -457,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "<out>/demo/figures. Rerunning reuses finished runs.")
     demo.add_argument("--out", type=Path, default=Path("scratch"),
                       help="scratch folder (default ./scratch; committed results are untouched)")
-    demo.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    demo.add_argument("--jobs", type=whole_number(1), default=2, help="runs at once (default 2)")
     demo.set_defaults(func=cmd_demo)
 
     from movelab.training.config import TrainConfig
@@ -485,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")
     bench.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="interleaved repeats of the whole plan, each model fresh; the table "
+                            "shows the median round and the min-max over rounds (default 3)")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     bench.add_argument("--compile", action="store_true",
@@ -502,9 +547,21 @@ def _run_errors() -> tuple[type[Exception], ...]:
     if "movelab.training.loop" not in sys.modules and "movelab.data" not in sys.modules:
         return ()
     from movelab.data import DataError
-    from movelab.training.loop import Interrupted, RunError
+    from movelab.training.loop import RunError
+    from movelab.training.record import RecordError
 
-    return DataError, RunError, Interrupted
+    return DataError, RunError, RecordError
+
+
+def _interrupted() -> tuple[type[BaseException], ...]:
+    if "movelab.training.loop" not in sys.modules:
+        return (KeyboardInterrupt,)
+    from movelab.training.loop import Interrupted
+
+    return KeyboardInterrupt, Interrupted
+
+
+INTERRUPTED = 130  # the exit status of every interrupt (SIGINT or SIGTERM), as shells use
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `movelab sweep status NAME | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"movelab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except _interrupted() as err:
+        print(f"movelab {args.command}: interrupted{f': {err}' if str(err) else ''}",
+              file=sys.stderr)
+        return INTERRUPTED
     return 0

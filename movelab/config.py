@@ -8,8 +8,10 @@ from an explicit M, so two configs that describe the same model compare (and has
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 VALUE_PATHS = ("standard", "lave", "move")
@@ -17,6 +19,39 @@ VALUE_PATHS = ("standard", "lave", "move")
 
 class ConfigError(ValueError):
     """A configuration that cannot work. The message names the problem and the fix."""
+
+
+def unknown_keys(where: str, unknown, allowed) -> ConfigError:
+    """The error for keys that `where` does not have: names each, the closest allowed key, and
+    every allowed one (misspellings such as `seed` for `seeds` must not pass silently)."""
+    allowed = sorted(allowed)
+    hints = []
+    for key in sorted(map(str, unknown)):
+        close = difflib.get_close_matches(key, allowed, n=1) or [
+            a for a in allowed if a.startswith(key) or key.startswith(a)][:1]
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ConfigError(f"{where}: unknown key{'s' if len(hints) > 1 else ''} {', '.join(hints)}; "
+                       f"allowed: {', '.join(allowed)}")
+
+
+def check_number(value, what: str, *, whole: bool = False, minimum: float | None = None,
+                 above: float | None = None, below: float | None = None,
+                 maximum: float | None = None) -> None:
+    """ConfigError unless `value` is a finite real number (a whole one if `whole`; booleans and
+    strings are not numbers) within the given bounds. Nothing is converted, so checked configs
+    hash as they did before the check existed."""
+    kinds = (int,) if whole else (int, float)
+    bounds = [f"at least {minimum:g}" if minimum is not None else None,
+              f"above {above:g}" if above is not None else None,
+              f"below {below:g}" if below is not None else None,
+              f"at most {maximum:g}" if maximum is not None else None]
+    wanted = ("a whole number" if whole else "a finite number") + "".join(
+        f" {b}" if i == 0 else f" and {b}" for i, b in enumerate(b for b in bounds if b))
+    if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value)
+            or (minimum is not None and value < minimum) or (above is not None and value <= above)
+            or (below is not None and value >= below)
+            or (maximum is not None and value > maximum)):
+        raise ConfigError(f"{what} must be {wanted}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -54,10 +89,13 @@ class DictConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict):
+    def from_dict(cls, d: dict, where: str | None = None):
+        where = where or f"a {cls.__name__}"
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where} must be a table of settings, got {d!r}")
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+            raise unknown_keys(where, unknown, (f.name for f in dataclasses.fields(cls)))
         return cls(**d)
 
 
@@ -84,6 +122,11 @@ class ModelConfig(DictConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.density is not None:
+            check_number(self.density, "--density", above=0)
+        if self.gate_standard is not None and not isinstance(self.gate_standard, bool):
+            raise ConfigError(f"gate_standard must be true, false or unset, got "
+                              f"{self.gate_standard!r}")
         if self.width % self.n_heads:
             options = [h for h in range(1, self.width + 1) if self.width % h == 0][:8]
             raise ConfigError(f"heads ({self.n_heads}) must divide width ({self.width}); "

@@ -23,21 +23,28 @@ sweep.toml:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import inspect
+import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from movelab.accounting import PARAM_GROUPS, analytic_costs
-from movelab.config import ConfigError, build_config
+from movelab.config import ConfigError, build_config, check_number, unknown_keys
+from movelab.training import claim
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
 
 RUNS_CSV_COLUMNS = (
@@ -88,7 +95,7 @@ class Sweep:
         directory = self.run_dir(planned)
         if (directory / "result.json").exists():
             return "done"
-        if _lock_holder_alive(directory / ".lock"):
+        if claim.alive(claim.holder(directory)):
             return "running"
         if (directory / "checkpoint.pt").exists():
             return "stopped"
@@ -99,8 +106,14 @@ def parse_variant(variant) -> tuple[str, dict]:
     """'move x4', 'move M=8', 'lave x1 +g0', 'move x4 g0=1', or a table of model fields."""
     if isinstance(variant, dict):
         fields = dict(variant)
+        unknown = set(fields) - {"label", "n_heads", *MODEL_KEYS}
+        if unknown:
+            raise unknown_keys("a variant table", unknown, ("label", "n_heads", *MODEL_KEYS))
         label = fields.pop("label", None) or json.dumps(fields, sort_keys=True)
         return label, fields
+    if not isinstance(variant, str):
+        raise ConfigError(f"a variant is a string such as 'move x4' or a table of model "
+                          f"fields, not {variant!r}")
     match = VARIANT.match(variant.strip())
     if not match:
         raise ConfigError(f"cannot read variant {variant!r}; write e.g. 'standard', 'lave x2', "
@@ -117,7 +130,19 @@ def parse_variant(variant) -> tuple[str, dict]:
     return variant.strip(), fields
 
 
+TOP_KEYS = ("description", "train", "image", "budget", "group")
+BUDGET_KEYS = ("tokens", "tokens_per_param")
+GROUP_KEYS = ("name", "depths", "seeds", "variants", "model")
+# set by the sweep itself: the horizon by [budget], the seed by each group's seeds
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                   if f.name not in ("tokens", "tokens_per_param", "flops", "seed"))
+# what a group's `model` table and a variant table may set (build_config's arguments)
+MODEL_KEYS = tuple(k for k in inspect.signature(build_config).parameters if k != "depth")
+
+
 def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
+    """The sweep results_dir/name/sweep.toml, read strictly: an unknown or misspelt key, a
+    missing one or a value out of range is a ConfigError naming the key and what is allowed."""
     directory = Path(results_dir) / name
     spec_path = directory / "sweep.toml"
     if not spec_path.exists():
@@ -126,56 +151,93 @@ def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
                           f"{results_dir}: {', '.join(known) or 'none'}")
     try:
         spec = tomllib.loads(spec_path.read_text())
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{spec_path} is not valid TOML: {err}") from None
-    train_defaults = spec.get("train", {})
-    budget = spec.get("budget", {})
+    _check_table(spec, f"{spec_path}", TOP_KEYS)
+    train_defaults = _check_table(spec.get("train", {}), f"{spec_path} [train]", TRAIN_KEYS,
+                                  hint="the horizon is set by [budget], seeds by each group")
+    budget = _check_table(spec.get("budget", {}), f"{spec_path} [budget]", BUDGET_KEYS)
     if len({"tokens_per_param", "tokens"} & set(budget)) != 1:
         raise ConfigError(f"{spec_path} needs one rule in [budget]: tokens_per_param = R (R x the "
                           "standard model's active parameters at each depth) or tokens = N (N at "
                           "every depth)")
+    for key, rule in (("tokens", dict(whole=True, minimum=1)), ("tokens_per_param", dict(above=0))):
+        if key in budget:
+            check_number(budget[key], f"{spec_path} [budget] {key}", **rule)
+    if not isinstance(spec.get("description", ""), str):
+        raise ConfigError(f"{spec_path}: description must be a string")
+    groups = spec.get("group", [])
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError(f"{spec_path} has no [[group]]: add at least one, with name, depths "
+                          "and variants")
     image, shape = None, {}
-    if is_image_corpus(train_defaults.get("corpus", TrainConfig.corpus)):
-        image = ImageConfig.from_dict(spec.get("image", {}))
-        shape = {"vocab_size": image.layout.vocab_size, "seq_len": image.layout.seq_len}
-    elif "image" in spec:
-        raise ConfigError(f"{spec_path} has an [image] table but its corpus is text; set "
-                          "[train] corpus = \"fashion-mnist\" or drop the table")
+    try:
+        if is_image_corpus(train_defaults.get("corpus", TrainConfig.corpus)):
+            image = ImageConfig.from_dict(spec.get("image", {}), f"{spec_path} [image]")
+            shape = {"vocab_size": image.layout.vocab_size, "seq_len": image.layout.seq_len}
+        elif "image" in spec:
+            raise ConfigError(f"{spec_path} has an [image] table but its corpus is text; set "
+                              "[train] corpus = \"fashion-mnist\" or drop the table")
+        TrainConfig(**{**train_defaults, "tokens": 1})  # [train] alone, before any group
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{spec_path} [train]: {err}" if "sweep.toml" not in str(err)
+                          else str(err)) from None
     planned: dict[str, PlannedRun] = {}
-    for group in spec.get("group", []):
-        for depth in group["depths"]:
-            base = {**shape, **group.get("model", {})}
-            standard = build_config(depth=depth, **base)
-            batch_tokens = train_defaults.get("batch_size", TrainConfig.batch_size) * standard.seq_len
-            wanted = budget.get("tokens") or (budget["tokens_per_param"]
-                                              * analytic_costs(standard).params_active)
-            tokens = round(wanted / batch_tokens) * batch_tokens
-            for variant in group["variants"]:
-                label, fields = parse_variant(variant)
-                model = build_config(**{"depth": depth, **base, **_model_args(fields)})
-                for seed in group.get("seeds", [0]):
-                    run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
-                        tokens, batch_tokens), "seed": seed}), image)
-                    entry = planned.setdefault(run.hash(), PlannedRun(run, label))
-                    if group["name"] not in entry.groups:
-                        entry.groups.append(group["name"])
+    for i, group in enumerate(groups):
+        where = f"{spec_path} group {i + 1}"
+        _check_table(group, where, GROUP_KEYS)
+        if not isinstance(group.get("name"), str) or not group["name"]:
+            raise ConfigError(f"{where} needs a name = \"...\"")
+        where = f"{spec_path} group {group['name']!r}"
+        for key, required in (("depths", True), ("seeds", False), ("variants", True)):
+            if key not in group and not required:
+                continue
+            if not isinstance(group.get(key), list) or not group[key]:
+                raise ConfigError(f"{where} needs {key} = [...], a non-empty list")
+        for key in ("depths", "seeds"):
+            for value in group.get(key, []):
+                check_number(value, f"{where}: each of {key}", whole=True, minimum=0)
+        base = {**shape, **_check_table(group.get("model", {}), f"{where} model", MODEL_KEYS)}
+        try:
+            for depth in group["depths"]:
+                _plan_depth(planned, group, depth, base, train_defaults, budget, image, where)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
     return Sweep(name, directory, spec.get("description", ""), list(planned.values()))
+
+
+def _check_table(table, where: str, allowed, hint: str = "") -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    unknown = set(table) - set(allowed)
+    if unknown:
+        err = unknown_keys(where, unknown, allowed)
+        raise ConfigError(f"{err} ({hint})" if hint else str(err))
+    return table
+
+
+def _plan_depth(planned: dict, group: dict, depth: int, base: dict, train_defaults: dict,
+                budget: dict, image, where: str) -> None:
+    """Add the runs of one depth of a group to `planned` (keyed by run id)."""
+    standard = build_config(depth=depth, **base)
+    batch_tokens = train_defaults.get("batch_size", TrainConfig.batch_size) * standard.seq_len
+    wanted = budget.get("tokens") or (budget["tokens_per_param"]
+                                      * analytic_costs(standard).params_active)
+    tokens = round(wanted / batch_tokens) * batch_tokens
+    for variant in group["variants"]:
+        label, fields = parse_variant(variant)
+        model = build_config(**{"depth": depth, **base, **_model_args(fields)})
+        for seed in group.get("seeds", [0]):
+            run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
+                tokens, batch_tokens), "seed": seed}), image)
+            entry = planned.setdefault(run.hash(), PlannedRun(run, label))
+            if group["name"] not in entry.groups:
+                entry.groups.append(group["name"])
 
 
 def _model_args(fields: dict) -> dict:
     renamed = {"n_heads": "heads"}
     return {renamed.get(k, k): v for k, v in fields.items()}
-
-
-def _lock_holder_alive(lock: Path) -> bool:
-    try:
-        host, pid = lock.read_text().split()
-        if host != socket.gethostname():
-            return True  # another machine's run: assume alive
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -187,23 +249,88 @@ class JobOptions:
     time_limit: int = 24 * 60      # minutes; a run stopped by it resumes on the next sweep run
 
 
-# Starts one run and returns its poll: None while it runs, then its exit status.
-Start = Callable[[PlannedRun], Callable[[], int | None]]
+@dataclass
+class Started:
+    """A run started by a starter: `poll` gives None while it runs, then its exit status;
+    `stop` asks it to stop at a checkpoint (SIGTERM); `detached` runs (SLURM jobs) go on
+    without this process, so stopping a sweep leaves them and their claims alone; `holder`
+    names who holds the run's claim while it runs, when that is not this process."""
+    poll: Callable[[], int | None]
+    stop: Callable[[], None] = lambda: None
+    detached: bool = False
+    holder: str | None = None
+
+
+# Starts one run (whose folder this process has claimed).
+Start = Callable[[PlannedRun], Started]
+STOP_SECONDS = 600.0  # how long a stopped sweep waits for its runs to checkpoint and exit
 
 
 def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
               only_group: str | None = None, executor: str = "subprocess",
               options: JobOptions = JobOptions(), log=print) -> int:
     """Train every run not done yet, `jobs` at a time (None: all at once), each in its own
-    process or job as `executor` says (a killed sweep loses at most the steps since each run's
-    last checkpoint). Returns the number of failures."""
+    process or job as `executor` says. Before a run starts, this process claims its folder
+    (movelab.training.claim), so sweeps run side by side share out the runs and train each
+    once. SIGINT or SIGTERM stops the sweep: its runs are told to stop (they checkpoint),
+    runs.csv is consolidated, and KeyboardInterrupt is raised. Returns the number of failures."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
     todo = [p for p in sweep.runs if (only_group is None or only_group in p.groups)
             and sweep.status(p) in ("missing", "stopped")]
     todo.sort(key=lambda p: p.cost)  # cheap runs first: early rows span every depth
     start, how = starter(sweep, executor, threads_per_job, options)
     log(f"{sweep.name}: {len(todo)} runs to train ({_done(sweep)} done), "
         f"{jobs or 'all'} at a time {how}")
-    from movelab.training.loop import prepare_data  # once here, not in every job at the same time
+    running: list[tuple[PlannedRun, Started, str, float]] = []
+    failures, last_report, at_once = 0, time.time(), jobs or len(todo)
+    with _signals_interrupt():
+        try:
+            _prepare(todo)
+            while todo or running:
+                while todo and len(running) < at_once:
+                    planned = todo.pop(0)
+                    launched = launch(sweep, planned, start, log)
+                    if launched is not None:
+                        running.append(launched)
+                if not running:
+                    continue
+                time.sleep(POLL_SECONDS)
+                for item in list(running):
+                    planned, started, mine, began = item
+                    status = started.poll()
+                    if status is None:
+                        continue
+                    running.remove(item)
+                    claim.release(sweep.run_dir(planned), mine)
+                    if status == 0:
+                        result = _read_result(sweep.run_dir(planned) / "result.json")
+                        log(f"  done   {planned.run_id}  d{planned.run.model.depth} "
+                            f"{planned.variant}: {headline(result)} in {time.time() - began:.0f}s")
+                        consolidate(sweep)
+                    else:
+                        failures += 1
+                        log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} "
+                            f"{planned.variant} (exit {status}); see "
+                            f"{sweep.run_dir(planned) / 'train.log'}"
+                            + (f" and {sweep.directory / 'submitit'}"
+                               if executor != "subprocess" else ""))
+                if running and time.time() - last_report > REPORT_SECONDS:
+                    log(f"  waiting: {len(running)} started, {len(todo)} to start, "
+                        f"{_done(sweep)} of {len(sweep.runs)} done")
+                    last_report = time.time()
+        except KeyboardInterrupt:
+            stopped = _stop(sweep, running, log)
+            consolidate(sweep)
+            raise KeyboardInterrupt(f"sweep {sweep.name} stopped; {stopped} run(s) were stopped "
+                                    "at a checkpoint; the same command continues them") from None
+    consolidate(sweep)
+    return failures
+
+
+def _prepare(todo: list[PlannedRun]) -> None:
+    """Fill the data cache once here, not in every job at the same time."""
+    from movelab.training.loop import prepare_data
 
     prepared = set()
     for planned in todo:
@@ -214,38 +341,73 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
             data = prepare_data(run, progress=sys.stderr.isatty())
             if run.task == "image":
                 data.evaluator()  # trains the FID classifier once, before any job needs it
-    running: list[tuple[PlannedRun, Callable[[], int | None], float]] = []
-    failures, last_report, at_once = 0, time.time(), jobs or len(todo)
-    while todo or running:
-        while todo and len(running) < at_once:
-            planned = todo.pop(0)
-            running.append((planned, start(planned), time.time()))
-            log(f"  start  {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
-                f"seed {planned.run.train.seed}")
-        time.sleep(POLL_SECONDS)
-        for item in list(running):
-            planned, poll, started = item
-            status = poll()
-            if status is None:
-                continue
-            running.remove(item)
-            (sweep.run_dir(planned) / ".lock").unlink(missing_ok=True)
-            if status == 0:
-                result = json.loads((sweep.run_dir(planned) / "result.json").read_text())
-                log(f"  done   {planned.run_id}  d{planned.run.model.depth} {planned.variant}: "
-                    f"{headline(result)} in {time.time() - started:.0f}s")
-                consolidate(sweep)
-            else:
-                failures += 1
-                log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
-                    f"(exit {status}); see {sweep.run_dir(planned) / 'train.log'}"
-                    + (f" and {sweep.directory / 'submitit'}" if executor != "subprocess" else ""))
-        if running and time.time() - last_report > REPORT_SECONDS:
-            log(f"  waiting: {len(running)} started, {len(todo)} to start, {_done(sweep)} of "
-                f"{len(sweep.runs)} done")
-            last_report = time.time()
-    consolidate(sweep)
-    return failures
+
+
+def launch(sweep: Sweep, planned: PlannedRun, start: Start, log):
+    """Claim the run's folder and start it; None when it is done or another process has it."""
+    directory = sweep.run_dir(planned)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        mine = claim.claim(directory)
+    except claim.Claimed as err:
+        log(f"  skip   {planned.run_id}  d{planned.run.model.depth} {planned.variant}: "
+            f"being trained by {err.holder}")
+        return None
+    if (directory / "result.json").exists():  # finished by another sweep meanwhile
+        claim.release(directory, mine)
+        return None
+    try:
+        started = start(planned)
+    except BaseException:
+        claim.release(directory, mine)
+        raise
+    if started.holder is not None and claim.replace(directory, mine, started.holder):
+        mine = started.holder
+    log(f"  start  {planned.run_id}  d{planned.run.model.depth} {planned.variant} "
+        f"seed {planned.run.train.seed}")
+    return planned, started, mine, time.time()
+
+
+def _stop(sweep: Sweep, running: list, log) -> int:
+    """Stop the runs this sweep started (not detached SLURM jobs), wait until they have
+    checkpointed and exited, and drop their claims; returns how many were stopped."""
+    attached = [item for item in running if not item[1].detached]
+    log(f"  stopping {len(attached)} run(s); each checkpoints first")
+    for _, started, _, _ in attached:
+        started.stop()
+    deadline = time.time() + STOP_SECONDS
+    while any(started.poll() is None for _, started, _, _ in attached) and time.time() < deadline:
+        time.sleep(0.2)
+    for planned, started, mine, _ in attached:
+        claim.release(sweep.run_dir(planned), mine)
+    return len(attached)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM ends the sweep like Ctrl-C (KeyboardInterrupt), and once it has, further
+    signals are ignored while the runs checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _read_result(path: Path) -> dict:
+    from movelab.training.record import read_result
+
+    return read_result(path)
 
 
 def headline(result: dict) -> str:
@@ -304,31 +466,36 @@ def train_command(directory: Path, threads: int, gpus: int = 0) -> list[str]:
 
 
 def _process_starter(sweep: Sweep, threads: int) -> Start:
-    def start(planned: PlannedRun):
+    def start(planned: PlannedRun) -> Started:
         directory = _ready(sweep, planned)
         with open(directory / "train.log", "a") as log:
+            # its own process group: a Ctrl-C meant for the sweep reaches the run once, as the
+            # sweep's SIGTERM (and a run never outlives a sweep stopped by SIGTERM)
             proc = subprocess.Popen(train_command(directory, threads), stdout=log,
-                                    stderr=subprocess.STDOUT, env=_environment(threads))
-        (directory / ".lock").write_text(f"{socket.gethostname()} {proc.pid}")
-        return proc.poll
+                                    stderr=subprocess.STDOUT, env=_environment(threads),
+                                    start_new_session=True)
+        return Started(proc.poll, proc.terminate)
     return start
 
 
 def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0) -> Start:
-    """Submit each run as a submitit job; its .lock names `host` and the job id (a host other
-    than this machine's counts as alive: a stray lock of a dead SLURM job must be deleted)."""
-    def start(planned: PlannedRun):
+    """Submit each run as a submitit job. A local job's train process adopts this process's
+    claim (it descends from it); a SLURM job holds the claim as `slurm JOBID`, which its train
+    process adopts and which counts as alive from anywhere (a stray one of a dead job must be
+    deleted by hand)."""
+    def start(planned: PlannedRun) -> Started:
         directory = _ready(sweep, planned)
         job = executor.submit(run_logged, train_command(directory, threads, gpus),
                               directory / "train.log", threads)
-        (directory / ".lock").write_text(f"{host} {job.job_id}")
 
         def poll() -> int | None:
             if not job.done():
                 return None
             # a job that died (time limit, cancelled) returned nothing: count it as exit 1
             return 1 if job.exception() is not None else job.result()
-        return poll
+        if host == "slurm":
+            return Started(poll, detached=True, holder=f"slurm {job.job_id}")
+        return Started(poll, lambda: job.cancel(check=False))
     return start
 
 
@@ -346,27 +513,37 @@ def _environment(threads: int) -> dict:
 def _ready(sweep: Sweep, planned: PlannedRun) -> Path:
     """The run's folder (absolute: a job may start elsewhere), holding the run.json its
     command trains from."""
+    from movelab.training.record import write_json_atomically
+
     directory = sweep.run_dir(planned).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "run.json").write_text(json.dumps({"config": planned.run.to_dict(),
-                                                    "config_hash": planned.run_id}, indent=1))
+    write_json_atomically(directory / "run.json", {"config": planned.run.to_dict(),
+                                                   "config_hash": planned.run_id}, indent=1)
     return directory
 
 
 def consolidate(sweep: Sweep) -> Path:
     """results/<sweep>/runs.csv: one row per finished run of the sweep, sorted."""
+    from movelab.training.record import replace_file
+
     rows = []
     for planned in sweep.runs:
         path = sweep.run_dir(planned) / "result.json"
         if path.exists():
-            rows.append(csv_row(json.loads(path.read_text()), planned))
+            result = _read_result(path)
+            try:
+                rows.append(csv_row(result, planned))
+            except (KeyError, TypeError) as err:
+                raise ConfigError(f"{path} lacks {err} of a result record; restore it, or delete "
+                                  "it and rerun the run") from None
     rows.sort(key=lambda r: (r["depth"], ("standard", "lave", "move").index(r["value_path"]),
                              float(r["density"] or 0), r["slots"], r["variant"], r["seed"]))
     out = sweep.directory / "runs.csv"
-    with open(out, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=RUNS_CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RUNS_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    replace_file(out, buffer.getvalue().encode())  # sweeps side by side never tear it
     return out
 
 

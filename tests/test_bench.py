@@ -113,9 +113,11 @@ def test_table_shows_environment_and_every_row(rows):
     assert header[0].startswith("$ movelab bench --preset cpu-d2 --variants \"standard,lave x1")
     assert torch.__version__ in header[1] and "matmul peak" in header[1]
     assert "peak memory" in header[2]
-    for variant in ["standard", *VARIANTS]:
-        assert f"cpu-d2   {variant}" in table
-    assert ("PASS" in table) or ("FAIL" in table)
+    lines = {r.variant: next(line for line in table.splitlines()
+                             if line.startswith(f"cpu-d2   {r.variant:<13}")) for r in rows}
+    for r in rows:
+        assert (f"  {r.goal} " in lines[r.variant] + " ") == (r.goal is not None)
+        assert f"{r.step_ratio:.3f}" in lines[r.variant]
 
 
 def test_failed_compile_is_reported_in_its_row(monkeypatch):
@@ -139,7 +141,7 @@ def test_json_lists_the_rows(capsys):
     records = json.loads(captured.out)
     assert [r["variant"] for r in records] == ["standard", "move x1", "lave x1", "move x2"]
     assert set(records[0]) == set(BenchRow.__dataclass_fields__)
-    assert "bench: cpu-d2 move x2 (eager)" in captured.err  # progress goes to stderr
+    assert "bench: round 3/3 cpu-d2 move x2 (eager)" in captured.err  # progress on stderr
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -152,3 +154,38 @@ def test_bad_input_fails_with_one_line_and_status_2(capsys, argv, message):
     captured = capsys.readouterr()
     assert message in captured.err and "\n" not in captured.err.strip()
     assert captured.out == ""
+
+
+def test_rounds_interleave_and_ratios_pair_within_a_round(monkeypatch):
+    """Three rounds: the plan runs round by round, and each ratio is taken within its round, so
+    a round slowed for every variant alike does not move the median ratio."""
+    calls = []
+    step = {("d2 standard", 0): 1.0, ("d2 standard", 1): 3.0, ("d2 standard", 2): 1.2,
+            ("d2 move x4 (M=4)", 0): 1.1, ("d2 move x4 (M=4)", 1): 3.3,
+            ("d2 move x4 (M=4)", 2): 1.56}
+
+    def fake_bench(cfg, **kwargs):
+        round_ = sum(1 for label in calls if label == cfg.label)
+        calls.append(cfg.label)
+        seconds = step[cfg.label, round_]
+        return bench.StepTimes(step=seconds, forward=seconds / 3, backward=seconds / 2,
+                               optimizer=seconds / 6, first_step=seconds, peak_memory_bytes=10)
+
+    peaks = iter([100.0, 80.0, 95.0])
+    monkeypatch.setattr(bench, "bench_variant", fake_bench)
+    monkeypatch.setattr(bench, "measure_matmul_peak", lambda *a, **k: next(peaks))
+    rows = run_bench(["cpu-d2"], ["move x4"], rounds=3, **TINY)
+    assert calls == ["d2 standard", "d2 move x4 (M=4)"] * 3
+    standard, move = rows
+    assert (standard.step_seconds, standard.step_seconds_min, standard.step_seconds_max) == \
+        (1.2, 1.0, 3.0)
+    assert move.round_step_seconds == (1.1, 3.3, 1.56)
+    assert move.step_ratio == pytest.approx(1.1)  # paired; the ratio of the medians is 1.3
+    assert (move.step_ratio_min, move.step_ratio_max) == pytest.approx((1.1, 1.3))
+    assert move.matmul_peak_flops == 100.0 and move.matmul_peak_spread == pytest.approx(0.2)
+    assert "WARNING: the matmul peak moved by 20%" in format_bench(rows)
+
+
+def test_an_idle_machine_gets_no_warning(rows):
+    assert rows[0].rounds == 1 and rows[0].matmul_peak_spread == 0.0
+    assert "WARNING" not in format_bench(rows)

@@ -51,13 +51,13 @@ def test_image_settings_are_serialised_only_for_image_runs():
     with pytest.raises(ConfigError, match="needs seq_len 196"):
         RunConfig(image_model(), TrainConfig(corpus="fashion-mnist", tokens=100),
                   ImageConfig(patch=2))
-    with pytest.raises(ConfigError, match="unknown ImageConfig keys"):
+    with pytest.raises(ConfigError, match="unknown key .cfg. \(did you mean .cfg_scale.\?\)"):
         RunConfig.from_dict({**image.to_dict(), "image": {"cfg": 2}})
 
 
 @pytest.mark.parametrize("kw,message", [({"patch": 5}, "must divide the image size 28"),
                                         ({"label_dropout": 0.0}, "needs an unconditional model"),
-                                        ({"temperature": 0.0}, "must be positive"),
+                                        ({"temperature": 0.0}, "must be a finite number above 0"),
                                         ({"top_k": 0}, "at least 1"),
                                         ({"fid_samples": 1}, "at least 2")])
 def test_impossible_image_settings_say_what_to_change(kw, message):

@@ -7,7 +7,7 @@ import sys
 
 import submitit
 
-from movelab.sweep import JobOptions, run_sweep, starter
+from movelab.sweep import JobOptions, launch, run_sweep, starter
 from test_sweep import TINY_MODEL, write_sweep
 
 GRID = f"""
@@ -50,7 +50,7 @@ def test_a_slurm_job_asks_for_the_options_and_runs_the_train_command(tmp_path, c
     options = JobOptions(partition="gpu", gpus_per_job=8, cpus_per_job=64, time_limit=90)
 
     start, how = starter(sweep, "slurm", 1, options)
-    start(planned)
+    launch(sweep, planned, start, log=lambda message: None)  # claims the run, then submits it
     assert how == "as SLURM jobs of 8 GPU(s), 64 CPUs, 90 min on partition gpu"
     assert sweep.status(planned) == "running"  # the lock names the job, not a local process
     assert (sweep.run_dir(planned) / ".lock").read_text() == "slurm 4242"

@@ -145,7 +145,7 @@ def test_sigterm_checkpoints_the_last_step_and_says_how_to_resume(corpus, cache,
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "--resume" in err and "Traceback" not in err
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
     assert json.loads(saved["loop_state"])["step"] >= 50
     assert not (out / "result.json").exists()

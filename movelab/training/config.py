@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 from movelab.accounting import analytic_costs
-from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash
+from movelab.config import (ConfigError, DictConfig, ModelConfig, check_number, config_hash,
+                            unknown_keys)
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
@@ -14,7 +15,18 @@ IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH s
 
 
 def is_image_corpus(corpus: str) -> bool:
-    return corpus == IMAGE_CORPUS or corpus.startswith(IMAGE_CORPUS + ":")
+    return isinstance(corpus, str) and (corpus == IMAGE_CORPUS
+                                        or corpus.startswith(IMAGE_CORPUS + ":"))
+
+
+# the range of every number of TrainConfig (the horizons are checked when given)
+TRAIN_RANGES = {
+    "tokens": dict(whole=True, minimum=1), "tokens_per_param": dict(above=0),
+    "flops": dict(above=0), "batch_size": dict(whole=True, minimum=1), "lr": dict(above=0),
+    "embedding_lr": dict(minimum=0), "memory_lr": dict(minimum=0), "muon_lr": dict(minimum=0),
+    "weight_decay": dict(minimum=0), "warmup_frac": dict(minimum=0, below=1),
+    "final_lr_frac": dict(minimum=0, maximum=1), "grad_clip": dict(above=0),
+    "evals": dict(whole=True, minimum=1), "seed": dict(whole=True, minimum=0, below=2**63)}
 
 
 @dataclass(frozen=True)
@@ -44,19 +56,18 @@ class TrainConfig(DictConfig):
     seed: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.corpus, str) or not self.corpus:
+            raise ConfigError(f"--corpus must name a corpus (e.g. wiki or text:PATH), got "
+                              f"{self.corpus!r}")
         horizons = [h for h in (self.tokens, self.tokens_per_param, self.flops) if h is not None]
         if len(horizons) != 1:
             raise ConfigError("give exactly one horizon: --tokens N, --tokens-per-param R or "
                               "--flops C")
-        if not horizons[0] > 0:
-            raise ConfigError(f"the horizon must be positive, got {horizons[0]}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
-        for name in ("batch_size", "evals"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.warmup_frac < 1 or not 0 <= self.final_lr_frac <= 1:
-            raise ConfigError("--warmup-frac must be in [0, 1) and --final-lr-frac in [0, 1]")
+        for name, rule in TRAIN_RANGES.items():
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), "--" + name.replace("_", "-"), **rule)
 
     def total_steps(self, model: ModelConfig) -> int:
         tokens_per_step = self.batch_size * model.seq_len
@@ -93,15 +104,14 @@ class ImageConfig(DictConfig):
         if not isinstance(self.codebook_size, int) or not 2 <= self.codebook_size <= 2**16:
             raise ConfigError(f"--codebook-size must be a whole number in 2..65536, got "
                               f"{self.codebook_size!r}")
-        if not 0 <= self.label_dropout < 1:
-            raise ConfigError(f"--label-dropout must be in [0, 1), got {self.label_dropout}")
+        check_number(self.label_dropout, "--label-dropout", minimum=0, below=1)
+        check_number(self.cfg_scale, "--cfg-scale", minimum=0)
+        check_number(self.temperature, "--temperature", above=0)
+        if self.top_k is not None:
+            check_number(self.top_k, "--top-k", whole=True, minimum=1)
         if self.cfg_scale != 1 and self.label_dropout == 0:
             raise ConfigError("classifier-free guidance (--cfg-scale other than 1) needs an "
                               "unconditional model: give --label-dropout above 0")
-        if not self.temperature > 0:
-            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and not 1 <= self.top_k:
-            raise ConfigError(f"--top-k must be at least 1, got {self.top_k}")
         if not isinstance(self.fid_samples, int) or self.fid_samples < 2:
             raise ConfigError(f"--fid-samples must be a whole number of at least 2, got "
                               f"{self.fid_samples!r}")
@@ -152,11 +162,15 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         try:
+            if not isinstance(d, dict):
+                raise TypeError(f"a {type(d).__name__}, not a table")
             unknown = set(d) - {"model", "train", "image"}
             if unknown:
-                raise ConfigError(f"unknown run config keys {sorted(unknown)}")
-            image = ImageConfig.from_dict(d["image"]) if d.get("image") is not None else None
-            return cls(ModelConfig.from_dict(d["model"]), TrainConfig.from_dict(d["train"]), image)
+                raise unknown_keys("a run config", unknown, ("model", "train", "image"))
+            image = (ImageConfig.from_dict(d["image"], "its 'image'")
+                     if d.get("image") is not None else None)
+            return cls(ModelConfig.from_dict(d["model"], "its 'model'"),
+                       TrainConfig.from_dict(d["train"], "its 'train'"), image)
         except (KeyError, TypeError) as err:
             raise ConfigError(f"not a movelab run config ({err}); expected keys 'model' and "
                               "'train' (and 'image' for image runs) as written in result.json"

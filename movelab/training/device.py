@@ -8,6 +8,7 @@ blocking. Under torchrun with NCCL each rank has its own GPU (movelab.training.d
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -38,6 +39,24 @@ def choose(requested: str = "auto") -> torch.device:
 
 def chosen() -> torch.device:
     return _chosen
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for a new run on `device`: the GPU's free memory, or the memory the kernel
+    says is available without swapping (None where neither can be read)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def precision(device: torch.device) -> str:

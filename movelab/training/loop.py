@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -23,12 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from movelab.accounting import analytic_costs
+from movelab.accounting import analytic_costs, training_memory
 from movelab.config import ConfigError
 from movelab.data import prepare_text_data
 from movelab.model import GPT
 from movelab.training import device as chosen_device
-from movelab.training import distributed, record
+from movelab.training import claim, distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
 
@@ -43,7 +44,7 @@ class RunError(Exception):
 
 
 class Interrupted(Exception):
-    """The run was stopped (Ctrl-C); its last completed step is checkpointed."""
+    """The run was stopped (Ctrl-C, SIGTERM); its last consistent state is checkpointed."""
 
 
 def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool = False):
@@ -81,67 +82,183 @@ def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return text_nats / (math.log(2) * data.bytes_of(y)), all_nats / y.numel()
 
 
-def prepare_out_dir(out_dir: Path, run: RunConfig, *, resume: bool, force: bool) -> bool:
-    """Check what `out_dir` holds; return True when there is a checkpoint to resume."""
+def existing_checkpoint(out_dir: Path, run: RunConfig, *, resume: bool, force: bool
+                        ) -> dict | None:
+    """What `out_dir` holds, judged without changing it: the checkpoint to resume (read and
+    checked), or None to start afresh. Raises RunError for a finished run (without --force),
+    an unfinished one (without --resume or --force) and a checkpoint that cannot be resumed."""
     result, checkpoint = out_dir / record.RESULT, out_dir / record.CHECKPOINT
     if force:
-        if distributed.is_main():  # the files are rank 0's
-            for path in (result, checkpoint, out_dir / record.CURVE):
-                path.unlink(missing_ok=True)
-        return False
+        return None  # the old run's files go once the new run has passed every check
     if result.exists():
         raise RunError(f"{out_dir} already holds a finished run ({record.RESULT}); pass --force "
                        "to overwrite it or choose another --out")
-    if checkpoint.exists():
-        if not resume:
-            raise RunError(f"{out_dir} holds an unfinished run; pass --resume to continue it or "
-                           "--force to start over")
-        return True
-    return False
+    if not checkpoint.exists():
+        if resume:
+            print(f"movelab train: no {record.CHECKPOINT} in {out_dir} to resume; starting at "
+                  "step 0", file=sys.stderr)
+        return None
+    if not resume:
+        raise RunError(f"{out_dir} holds an unfinished run; pass --resume to continue it or "
+                       "--force to start over")
+    try:
+        saved = record.load_checkpoint(out_dir)
+    except record.RecordError as err:
+        raise RunError(f"cannot resume: {err}; start over with --force (or restore it)") from None
+    if saved["config_hash"] != run.hash():
+        raise RunError(f"{out_dir} holds a checkpoint of a different config "
+                       f"({saved['config_hash']}, this one is {run.hash()}); use the same "
+                       "flags (or --from its run.json), another --out, or --force")
+    return saved
+
+
+def check_memory(run: RunConfig, device: torch.device) -> None:
+    """Refuse, before anything is allocated, a run whose training step cannot fit in the
+    memory this machine has free (accounting.training_memory; --ignore-memory-check skips)."""
+    rows = run.train.batch_size // distributed.world_size()
+    estimate = training_memory(run.model, rows, optimizer=run.train.optimizer,
+                               activation_bytes=2 if device.type == "cuda" else 4)
+    # CPU ranks share the machine's memory; each GPU rank has its own device
+    ranks = 1 if device.type == "cuda" else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    free = chosen_device.free_memory(device)
+    if free is not None and estimate.total * ranks > free:
+        parts = ", ".join(f"{kind} {_gib(getattr(estimate, kind))}"
+                          for kind in ("weights", "gradients", "optimizer", "activations"))
+        raise RunError(f"{run.model.label} at batch {run.train.batch_size} needs about "
+                       f"{_gib(estimate.total * ranks)} ({parts}"
+                       f"{f', x {ranks} ranks' if ranks > 1 else ''}) but {device.type} has "
+                       f"{_gib(free)} free; shrink --width, --depth, --slots or --batch-size, "
+                       "or pass --ignore-memory-check to try anyway")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
 
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
           progress: bool | None = None, cache_dir: Path | None = None, device: str = "auto",
-          compile: bool = False) -> dict:
+          compile: bool = False, memory_check: bool = True) -> dict:
     """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
     torchrun, every rank calls this with the same arguments: the ranks split each global batch
     (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
     alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
     cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
-    torch.compile (validation and sampling stay eager)."""
-    with distributed.process_group(), _sigterm_as_interrupt():
+    torch.compile (validation and sampling stay eager). `memory_check`: refuse a run that
+    cannot fit in free memory (check_memory).
+
+    Rank 0 claims `out_dir` (movelab.training.claim) for as long as it runs; nothing in it
+    changes before every check has passed (config, memory, data, checkpoint). SIGINT and
+    SIGTERM stop the run at a consistent state, which is checkpointed: --resume continues it
+    and ends exactly as an uninterrupted run (docs/guarantees.md)."""
+    signals = _Signals()
+    with distributed.process_group(), signals.installed():
         chosen_device.choose(device)
-        return _train(run, Path(out_dir), resume, force, progress, cache_dir, compile)
+        if memory_check:
+            check_memory(run, distributed.device())
+        with _claimed(Path(out_dir)) as out:
+            return _train(run, out, resume, force, progress, cache_dir, compile, signals)
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (kill, SLURM's time limit, a sweep being stopped) ends the run like Ctrl-C: the
-    last completed step is checkpointed, so --resume loses nothing."""
-    def interrupt(signum, frame):
+def _claimed(out_dir: Path):
+    """`out_dir`, made if needed and claimed by rank 0 for the block. If the block fails before
+    the run has written anything, folders it made are removed again."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"--out {out_dir} is a file, not a folder; choose a folder for the run")
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(f"{out_dir} is not writable")
+        mine = claim.claim(out_dir, claim.ancestors()) if distributed.is_main() else None
+    except claim.Claimed as err:
+        raise RunError(str(err)) from None
+    except OSError as err:
+        _remove_empty(made)
+        raise RunError(f"cannot write the run into --out {out_dir}: "
+                       f"{err.strerror or err}; choose a folder you can write") from None
+    try:
+        yield out_dir
+    finally:
+        if mine is not None:
+            claim.release(out_dir, mine)
+            _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+class _Signals:
+    """SIGINT and SIGTERM (Ctrl-C, kill, SLURM's time limit, a sweep being stopped) as the loop
+    sees them: outside a critical section they raise KeyboardInterrupt at once; inside one (an
+    optimizer update and its bookkeeping, a checkpoint write) they wait for its end. Once one
+    has been raised, later ones are ignored, so the last checkpoint is written in peace."""
+
+    def __init__(self):
+        self.depth, self.pending, self.stopping = 0, False, False
+
+    def _stop(self):
+        self.stopping = True
         raise KeyboardInterrupt
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def handler(self, signum, frame):
+        if self.stopping:
+            return
+        if self.depth:
+            self.pending = True
+            return
+        self._stop()
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending and not self.stopping:
+            self._stop()
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: bool | None,
-           cache_dir: Path | None, compile: bool) -> dict:
+           cache_dir: Path | None, compile: bool, signals: _Signals) -> dict:
+    """The run as a state machine. Its state (weights, optimizer moments, the data generator,
+    the step, the curve, the train losses since the last evaluation) changes only inside
+    critical sections, at two kinds of transition: a training step (batch drawn, update made,
+    step counted) and an evaluation (validation pass, curve row recorded). Between them it is
+    consistent, and any interrupt checkpoints that consistent state: an evaluation that was
+    due but not recorded is done on resume, and the generator's state is the one from before
+    the batch in flight was drawn."""
     cfg, tcfg = run.model, run.train
     distributed.check_batch_size(tcfg.batch_size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    has_checkpoint = prepare_out_dir(out_dir, run, resume=resume, force=force)
+    main = distributed.is_main()
+    quiet = not main  # one rank reports
+    saved = existing_checkpoint(out_dir, run, resume=resume, force=force)
+    if main:
+        record.remove_partials(out_dir)  # a killed writer's; the folder is ours now
     bar_on_tty = sys.stderr.isatty() if progress is None else progress
-    quiet = not distributed.is_main()  # one rank reports
 
-    with distributed.main_first():  # rank 0 fills the data cache, the others read it
-        data = prepare_data(run, cache_dir, progress=bar_on_tty)
+    try:
+        with distributed.main_first():  # rank 0 fills the data cache, the others read it
+            data = prepare_data(run, cache_dir, progress=bar_on_tty)
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped while preparing the data of {out_dir}; nothing in it changed"
+                          ) from None
     if data.vocab_size != cfg.vocab_size:
         raise ConfigError(f"the tokenizer of {tcfg.corpus} has {data.vocab_size} tokens but the "
                           f"model expects {cfg.vocab_size}; pass --vocab-size {data.vocab_size}")
@@ -156,35 +273,49 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     costs = analytic_costs(cfg)
     total_steps = tcfg.total_steps(cfg)
     tokens_per_step = tcfg.batch_size * cfg.seq_len
-    eval_steps = {round(total_steps * (i + 1) / tcfg.evals) for i in range(tcfg.evals)}
+    eval_steps = {round(total_steps * (i + 1) / tcfg.evals) for i in range(tcfg.evals)} - {0}
     state = {"step": 0, "curve": [], "wall_seconds": 0.0, "started_at": record.now(),
              "train_losses": [], "environment": record.environment()}
-
-    if has_checkpoint:
-        saved = record.load_checkpoint(out_dir)
-        if saved["config_hash"] != run.hash():
-            raise RunError(f"{out_dir} holds a checkpoint of a different config "
-                           f"({saved['config_hash']}, this one is {run.hash()}); use the same "
-                           "flags (or --from its run.json), another --out, or --force")
-        model.load_state_dict(saved["model"])
-        for optimizer, optimizer_state in zip(optimizers, saved["optimizers"]):
-            optimizer.load_state_dict(optimizer_state)
-        rng.bit_generator.state = json.loads(saved["data_rng"])
-        state = json.loads(saved["loop_state"])
+    if saved is not None:
+        try:
+            model.load_state_dict(saved["model"])
+            if len(saved["optimizers"]) != len(optimizers):
+                raise ValueError(f"{len(saved['optimizers'])} optimizers, not {len(optimizers)}")
+            for optimizer, optimizer_state in zip(optimizers, saved["optimizers"]):
+                optimizer.load_state_dict(optimizer_state)
+            rng.bit_generator.state = saved["data_rng"]
+        except (RuntimeError, ValueError, TypeError, KeyError) as err:
+            raise RunError(f"cannot resume {out_dir / record.CHECKPOINT}: it does not fit this "
+                           f"model ({str(err).splitlines()[0]}); start over with --force"
+                           ) from None
+        state = saved["loop_state"]
         resumed_under = record.environment()
         if resumed_under["git_commit"] != state["environment"]["git_commit"]:
             state["environment"].setdefault("resumed_under_commits", []).append(
                 resumed_under["git_commit"])
+    elif main and force:  # every check has passed: the old run gives way
+        from movelab.images.task import SAMPLES_PNG
+
+        record.remove_run(out_dir, also=(MODEL, SAMPLES_PNG))
+    data_rng = rng.bit_generator.state  # the generator's state before the next batch is drawn
+    saved_step = state["step"] if saved is not None else None
 
     def checkpoint():
+        nonlocal saved_step
         if quiet:
             return
-        record.save_checkpoint(out_dir, {
-            "config_hash": run.hash(), "model": model.state_dict(),
-            "optimizers": [o.state_dict() for o in optimizers],
-            "data_rng": json.dumps(rng.bit_generator.state), "loop_state": json.dumps(state)})
+        with signals.critical():
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise RunError(f"the weights became non-finite by step {state['step']}; lower "
+                               "--lr / --embedding-lr or raise --warmup-frac and start over "
+                               "(--force)")
+            record.save_checkpoint(out_dir, {
+                "config_hash": run.hash(), "model": model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers],
+                "data_rng": json.dumps(data_rng), "loop_state": json.dumps(state)})
+            saved_step = state["step"]
 
-    if not quiet:
+    if main:
         record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
                                                            "config_hash": run.hash()})
     stepper = distributed.wrap(model)  # the model itself in a single process
@@ -194,65 +325,92 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
     session_start, session_start_step = time.perf_counter(), state["step"]
     last_checkpoint, wall_before = session_start, state["wall_seconds"]
-    updating = False
+
+    def evaluation_due() -> bool:
+        return state["step"] in eval_steps and not (
+            state["curve"] and state["curve"][-1]["step"] == state["step"])
+
     try:
-        while state["step"] < total_steps:
+        while True:
+            if evaluation_due():
+                val_metric, val_loss = evaluate(model, data, val_x, val_y)
+                with signals.critical():
+                    tokens = state["step"] * tokens_per_step
+                    state["curve"].append({
+                        "step": state["step"], "tokens": tokens,
+                        "flops": tokens * costs.flops_per_token_train,
+                        "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
+                        "train_loss": float(np.mean(state["train_losses"])),
+                        "val_loss": val_loss, metric: val_metric})
+                    state["train_losses"] = []
+                    _report(bar, cfg.label, state, metric, total_steps, tokens_per_step,
+                            (state["step"] - session_start_step) * tokens_per_step / max(
+                                1e-9, time.perf_counter() - session_start), quiet, bar_on_tty)
+                    checkpoint()
+                    last_checkpoint = time.perf_counter()
+            if state["step"] >= total_steps:
+                break
             x, y = data.train_batch(rng, tcfg.batch_size, cfg.seq_len)
-            updating = True
             set_lr(optimizers, lr_multiplier(state["step"], total_steps, tcfg))
             with chosen_device.autocast(device):
                 loss = stepper(distributed.local_rows(x), distributed.local_rows(y))
             global_loss = distributed.average(loss.detach()).item()  # the same on every rank
             if not math.isfinite(global_loss):
                 raise RunError(
-                    f"the loss became {global_loss} at step {state['step'] + 1}; "
-                    + (f"the last good checkpoint is {out_dir / record.CHECKPOINT} (step "
-                       f"{state['curve'][-1]['step']}); " if state["curve"] else "")
-                    + "lower --lr / --embedding-lr or raise --warmup-frac and start over (--force)")
+                    f"the loss became {global_loss} at step {state['step'] + 1}; the run diverged "
+                    "and resuming would repeat it: lower --lr / --embedding-lr or raise "
+                    "--warmup-frac and start over (--force)"
+                    + (f"; {out_dir / record.CHECKPOINT} (step {saved_step}, finite weights) "
+                       "is kept" if saved_step is not None and not quiet else ""))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            for optimizer in optimizers:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            updating = False
-            state["train_losses"].append(global_loss)
-            state["wall_seconds"] = wall_before + time.perf_counter() - session_start
-            bar.update()
-            if state["step"] in eval_steps:
-                val_metric, val_loss = evaluate(model, data, val_x, val_y)
-                tokens = state["step"] * tokens_per_step
-                state["curve"].append({
-                    "step": state["step"], "tokens": tokens,
-                    "flops": tokens * costs.flops_per_token_train,
-                    "lr_scale": lr_multiplier(state["step"] - 1, total_steps, tcfg),
-                    "train_loss": float(np.mean(state["train_losses"])),
-                    "val_loss": val_loss, metric: val_metric})
-                state["train_losses"] = []
-                rate = (state["step"] - session_start_step) * tokens_per_step / max(
-                    1e-9, time.perf_counter() - session_start)
-                bar.set_postfix(loss=f"{state['curve'][-1]['train_loss']:.3f}",
-                                **{SHORT_NAMES[metric]: f"{val_metric:.4f}"}, tok_s=f"{rate:,.0f}")
-                if not (quiet or bar_on_tty):
-                    eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
-                    print(f"{cfg.label}: step {state['step']}/{total_steps} tokens {tokens:,} "
-                          f"train_loss {state['curve'][-1]['train_loss']:.4f} {metric} "
-                          f"{val_metric:.4f} {rate:,.0f} tok/s eta {eta:.0f}s", flush=True)
-                checkpoint()
-                last_checkpoint = time.perf_counter()
-            elif time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS:
-                checkpoint()
-                last_checkpoint = time.perf_counter()
+            with signals.critical():
+                for optimizer in optimizers:
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                state["train_losses"].append(global_loss)
+                state["wall_seconds"] = wall_before + time.perf_counter() - session_start
+                data_rng = rng.bit_generator.state
+                bar.update()
+                if (not evaluation_due()
+                        and time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS):
+                    checkpoint()
+                    last_checkpoint = time.perf_counter()
     except KeyboardInterrupt:
-        if not updating:  # between steps the state is consistent: keep every completed step
-            checkpoint()
+        signals.stopping = True
+        checkpoint()  # every moment a KeyboardInterrupt can come is a consistent state
         raise Interrupted(f"stopped at step {state['step']} of {total_steps}; continue with the "
                           f"same command plus --resume (out: {out_dir})") from None
     finally:
         bar.close()
 
+    try:
+        return _finish(run, out_dir, model, data, state, costs, metric, val_y, device, compile,
+                       quiet)
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped while writing the record of {out_dir} (training is done); "
+                          "the same command plus --resume finishes it") from None
+
+
+def _report(bar, label: str, state: dict, metric: str, total_steps: int, tokens_per_step: int,
+            rate: float, quiet: bool, bar_on_tty: bool) -> None:
+    row = state["curve"][-1]
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{SHORT_NAMES[metric]: f"{row[metric]:.4f}"},
+                    tok_s=f"{rate:,.0f}")
+    if not (quiet or bar_on_tty):
+        eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
+        print(f"{label}: step {state['step']}/{total_steps} tokens {row['tokens']:,} "
+              f"train_loss {row['train_loss']:.4f} {metric} {row[metric]:.4f} {rate:,.0f} "
+              f"tok/s eta {eta:.0f}s", flush=True)
+
+
+def _finish(run: RunConfig, out_dir: Path, model: GPT, data, state: dict, costs, metric: str,
+            val_y: torch.Tensor, device: torch.device, compile: bool, quiet: bool) -> dict:
+    """The result record of a trained run (and, for images, its samples), written last."""
+    cfg, tcfg = run.model, run.train
     final = state["curve"][-1]
-    tokens_seen = state["step"] * tokens_per_step
+    tokens_seen = state["step"] * tcfg.batch_size * cfg.seq_len
     if run.task == "image":  # metrics of the image task; bits per byte has no meaning here
         metrics = {"val_bpb": None, "val_bpb_best": None, "bits_per_token": final[metric],
                    "bits_per_token_best": min(r[metric] for r in state["curve"])}
@@ -274,7 +432,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         "precision": chosen_device.precision(device), "compiled": compile,
         "started_at": state["started_at"], "ended_at": record.now()}
     if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
-        torch.save(model.state_dict(), out_dir / MODEL)
+        record.save_tensors(out_dir / MODEL, model.state_dict())
         result.update(data.evaluate_generation(model, out_dir, tcfg.seed))
         result["ended_at"] = record.now()
     if not quiet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import platform
 import subprocess
@@ -60,21 +61,92 @@ def write_curve(out_dir: Path, rows: list[dict], columns: tuple[str, ...] = CURV
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _replace(out_dir / CURVE, buffer.getvalue().encode())
+    replace_file(out_dir / CURVE, buffer.getvalue().encode())
+
+
+class RecordError(ValueError):
+    """A file of a run that cannot be read back as what it should be; the message says which."""
+
+
+# what a checkpoint holds: its keys and their types (data_rng and loop_state are JSON text)
+CHECKPOINT_KEYS = {"config_hash": str, "model": dict, "optimizers": list, "data_rng": str,
+                   "loop_state": str}
+LOOP_STATE_KEYS = {"step": int, "curve": list, "wall_seconds": (int, float), "started_at": str,
+                   "train_losses": list, "environment": dict}
+
+
+def save_tensors(path: Path, value) -> None:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    replace_file(path, buffer.getvalue())
 
 
 def save_checkpoint(out_dir: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    _replace(out_dir / CHECKPOINT, buffer.getvalue())
+    save_tensors(out_dir / CHECKPOINT, state)
 
 
 def load_checkpoint(out_dir: Path) -> dict:
-    # weights_only: tensors, numbers, strings and containers; nothing executable is unpickled
-    return torch.load(out_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    """The checkpoint in `out_dir`, every field checked, data_rng and loop_state parsed; a
+    truncated, empty, foreign or incomplete file raises RecordError."""
+    path = out_dir / CHECKPOINT
+    try:
+        # weights_only: tensors, numbers, strings and containers; nothing executable is unpickled
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged file (EOF, pickle, zip)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecordError(f"{path} is not a readable checkpoint ({reason[:160]})") from None
+    try:
+        _check_fields(saved, CHECKPOINT_KEYS)
+        saved = {**saved, "data_rng": json.loads(saved["data_rng"]),
+                 "loop_state": json.loads(saved["loop_state"])}
+        _check_fields(saved["loop_state"], LOOP_STATE_KEYS)
+        if not isinstance(saved["data_rng"], dict):
+            raise ValueError("data_rng is not a generator state")
+    except (ValueError, TypeError) as err:
+        raise RecordError(f"{path} is not a complete movelab checkpoint ({err})") from None
+    return saved
 
 
-def _replace(path: Path, data: bytes) -> None:
+def _check_fields(value, fields: dict) -> None:
+    if not isinstance(value, dict):
+        raise TypeError(f"a {type(value).__name__}, not a table")
+    missing = [k for k in fields if k not in value]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    wrong = [k for k, kind in fields.items() if not isinstance(value[k], kind)
+             or isinstance(value[k], bool)]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} of the wrong type")
+
+
+def read_result(path: Path) -> dict:
+    """A result.json read back; RecordError when it is truncated or not a run's record."""
+    try:
+        result = json.loads(Path(path).read_text())
+        _check_fields(result, {"config": dict, "config_hash": str})
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        raise RecordError(f"{path} is not a readable result record ({err}); restore it, or "
+                          "delete it and rerun the run") from None
+    return result
+
+
+def remove_run(out_dir: Path, also: tuple[str, ...] = ()) -> None:
+    """Delete the record and checkpoint of the run in `out_dir`, and the files named in `also`
+    (train --force, once the new run has passed its checks)."""
+    for name in (RESULT, CURVE, CHECKPOINT, *also):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def remove_partials(out_dir: Path) -> None:
+    """Delete what killed writers left: `.NAME.partial-*` beside result.json, curve.csv,
+    checkpoint.pt and run.json (call it only while holding the folder's claim)."""
+    for path in out_dir.glob(".*.partial-*"):
+        if not path.name.startswith(".lock."):  # a claim being placed (movelab.training.claim)
+            path.unlink(missing_ok=True)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temporary file beside it, then a rename."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
     try:
         with os.fdopen(descriptor, "wb") as file:
