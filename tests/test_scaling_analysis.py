@@ -287,7 +287,9 @@ def test_exchange_rate_intervals_carry_the_memory_models_seed_noise():
     noisy, quiet = table.loc["MoVE x4"], table.loc["MoVE x1"]
     assert noisy["bpb_sd"] == pytest.approx(0.03) and noisy["bpb_sd_source"] == "own seeds"
     assert quiet["bpb_sd"] == 0.0
-    width = lambda row: np.log((1 + row["params_gain_high"]) / (1 + row["params_gain_low"]))  # noqa: E731
+    def width(row):
+        return np.log((1 + row["params_gain_high"]) / (1 + row["params_gain_low"]))
+
     assert width(noisy) > 10 * max(width(quiet), 1e-6)
     assert noisy["params_gain_low"] < 1.0 < noisy["params_gain_high"]
     assert exchange.pooled_std == pytest.approx(np.sqrt((2 * 0.03**2 + 0) / 4))
@@ -353,7 +355,8 @@ def test_pooled_slot_gain_recovers_a_known_slope_with_depth_and_seed_effects():
     assert abs(-naive.slope - 0.01) > 1e-3  # ignoring seeds is biased by the seed offsets
     assert pooled_slot_gain(df, depths=[6])["gain_per_doubling"] == pytest.approx(0.01)
     noisy = pooled_slot_gain(slot_grid(-0.01, noise=0.005, seed=1))
-    assert noisy["low"] < 0.01 < noisy["high"] and noisy["dof"] == 18 - 6 - 1  # 6 blocks: (depth, seed)
+    assert noisy["low"] < 0.01 < noisy["high"]
+    assert noisy["dof"] == 18 - 6 - 1  # 6 blocks, one per (depth, seed)
     per_depth = slot_doubling_gains(df, all_seeds=True).set_index("depth")
     assert per_depth["gain_per_doubling"].to_numpy() == pytest.approx([0.01, 0.01])
 

@@ -523,10 +523,12 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
 
     Intervals are percentiles over `bootstrap` draws, each a refit of the law on resampled
     standard points inverted at a draw of the model's BPB: mean + s / sqrt(n) t_(n-1) with s its
-    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std;
-    0 when no run of the sweep has repeated seeds), `bpb_sd_source` says which. `*_lodo` columns: the same from laws fitted without the
-    deepest standard depth. `delta_bpb` is the difference to the standard mean at the same depth
-    (positive: worse); `extrapolated` marks dense equivalents outside the standard runs' N."""
+    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std; 0
+    when no run of the sweep has repeated seeds); `bpb_sd_source` says which. `*_lodo` columns:
+    the same from laws fitted without the deepest standard depth. `delta_bpb` is the difference
+    to the standard mean at the same depth (positive: worse); `extrapolated` marks dense
+    equivalents outside the standard runs' N.
+    """
     main = main_rows(df, all_seeds=True)
     cells = main.groupby(["depth", "path_label"], sort=False).agg(
         value_path=("value_path", "first"), slots=("slots", "first"),

@@ -16,7 +16,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatt
 
 from movelab.scaling.analysis import (ChinchillaReproduction, ComputeLaws, ExchangeRate,
                                       JointLawSelection, band_is_drawn, interval, law_grid,
-                                      main_rows, pooled_seed_std, prediction_band, seed_summary)
+                                      main_rows, prediction_band, seed_summary)
 from movelab.scaling.load import label_order
 
 FLOPS_CONVENTION = "6 x active params + 12 L d_kv T per token"
