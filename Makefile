@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test figures clean
+.PHONY: install demo test figures clean slurm-up slurm-down
 
 install: $(VENV)/.installed
 
@@ -27,3 +27,10 @@ figures: install
 
 clean:
 	rm -rf $(VENV)
+
+# a one-node SLURM cluster on this machine (as root), for --executor slurm and its tests
+slurm-up:
+	scripts/slurm-up.sh
+
+slurm-down:
+	scripts/slurm-down.sh

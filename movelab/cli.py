@@ -160,14 +160,14 @@ MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "va
                "density", "slots", "gate_standard")
 TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
                "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
-               "grad_clip", "evals", "seed")
+               "grad_clip", "evals", "seed", "eval_split")
 IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
                "fid_samples")
 DEFAULT_TOKENS = 1_000_000
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from movelab.training.config import OPTIMIZERS, TrainConfig
+    from movelab.training.config import EVAL_SPLITS, OPTIMIZERS, TrainConfig
 
     from movelab.training.config import ImageConfig
 
@@ -179,6 +179,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                         "the image tokens: 523 and 49 at the defaults)")
     g.add_argument("--corpus", help="text: wiki (default; offline, ships in gensim's wheel), "
                                     "pydocs (Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
+                                    "prose (Debian's dictionaries and documentation, with a test "
+                                    "split; docs/corpora.md), "
                                     "text:PATH (a file or folder of .txt/.md), "
                                     "fineweb-edu[:PARQUET_DIR]; image: fashion-mnist (default) "
                                     "or fashion-mnist:IDX_DIR")
@@ -205,6 +207,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
     g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
     g.add_argument("--seed", type=int, help="init and batch order (default 0)")
+    g.add_argument("--eval-split", choices=EVAL_SPLITS,
+                   help="what validation scores: dev (default; for every choice) or test (for "
+                        "claims; corpora with a test split: prose)")
     i = ImageConfig()
     g = parser.add_argument_group("image task (--task image)")
     g.add_argument("--patch", type=int, help=f"tokenizer tile size (default {i.patch}: 7x7 codes)")

@@ -17,6 +17,7 @@ sweep.toml:
     name = "grid"
     depths = [2, 4]
     seeds = [0]
+    model = {vocab_size = 1024}  # optional: model fields of the whole group (a vocabulary axis)
     variants = ["standard", "lave x1", "move x4", "move M=3", "move x1 g0=1", "lave x1 +g0",
                 {label = "dense, width 64", value_path = "standard", width = 64, heads = 2}]
 """
@@ -62,6 +63,7 @@ RUNS_CSV_COLUMNS = (
     "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 EXECUTORS = ("subprocess", "local", "slurm")
 POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
+SQUEUE_SECONDS = 10.0  # how often a sweep asks squeue about its SLURM jobs
 VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
                      r"(?P<g0plus> \+g0)?(?P<g0one> g0=1)?$")
 
@@ -95,7 +97,13 @@ class Sweep:
         directory = self.run_dir(planned)
         if (directory / "result.json").exists():
             return "done"
-        if claim.alive(claim.holder(directory)):
+        holder = claim.holder(directory)
+        if holder and holder.startswith("slurm "):  # squeue lists a job while it lives
+            job = holder.split()[1]
+            states = claim.slurm_queue([job])
+            if states is None or job in states:
+                return "queued" if states and states[job] == "PENDING" else "running"
+        elif claim.alive(holder):
             return "running"
         if (directory / "checkpoint.pt").exists():
             return "stopped"
@@ -310,9 +318,12 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
                         consolidate(sweep)
                     else:
                         failures += 1
-                        log(f"  FAILED {planned.run_id}  d{planned.run.model.depth} "
-                            f"{planned.variant} (exit {status}); see "
-                            f"{sweep.run_dir(planned) / 'train.log'}"
+                        stopped = sweep.status(planned) == "stopped"  # a time limit, scancel
+                        log(f"  {'stopped' if stopped else 'FAILED'} {planned.run_id}  "
+                            f"d{planned.run.model.depth} {planned.variant} (exit {status}"
+                            + ("; the next `sweep run` resumes its checkpoint" if stopped
+                               else "")
+                            + f"); see {sweep.run_dir(planned) / 'train.log'}"
                             + (f" and {sweep.directory / 'submitit'}"
                                if executor != "subprocess" else ""))
                 if running and time.time() - last_report > REPORT_SECONDS:
@@ -441,7 +452,8 @@ def starter(sweep: Sweep, executor: str, threads_per_job: int,
             raise ConfigError(f"--executor slurm needs a SLURM cluster: {err}") from None
         cluster.update_parameters(**_slurm_parameters(sweep, options))
         threads = options.cpus_per_job // max(1, options.gpus_per_job)
-        return (_job_starter(sweep, cluster, "slurm", threads, options.gpus_per_job),
+        return (_job_starter(sweep, cluster, "slurm", threads, options.gpus_per_job,
+                             queue=_SlurmQueue()),
                 f"as SLURM jobs of {options.gpus_per_job} GPU(s), {options.cpus_per_job} CPUs, "
                 f"{options.time_limit} min on partition {options.partition or '(default)'}")
     raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -450,6 +462,10 @@ def starter(sweep: Sweep, executor: str, threads_per_job: int,
 def _slurm_parameters(sweep: Sweep, options: JobOptions) -> dict:
     """submitit AutoExecutor parameters of one job: one node, one task that runs the command."""
     return {"name": f"movelab-{sweep.name}", "timeout_min": options.time_limit, "nodes": 1,
+            # SLURM's warning (SIGUSR2, this many seconds before the time limit, give or take
+            # the 30 s between its checks) stops the run at a checkpoint; at most a quarter of
+            # the job, so that a short job is not warned as it starts
+            "slurm_signal_delay_s": min(90, options.time_limit * 15),
             "tasks_per_node": 1, "cpus_per_task": options.cpus_per_job,
             "gpus_per_node": options.gpus_per_job,
             **({"slurm_partition": options.partition} if options.partition else {})}
@@ -478,20 +494,25 @@ def _process_starter(sweep: Sweep, threads: int) -> Start:
     return start
 
 
-def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0) -> Start:
+def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0,
+                 queue: _SlurmQueue | None = None) -> Start:
     """Submit each run as a submitit job. A local job's train process adopts this process's
     claim (it descends from it); a SLURM job holds the claim as `slurm JOBID`, which its train
-    process adopts and which counts as alive from anywhere (a stray one of a dead job must be
-    deleted by hand)."""
+    process adopts. With a `queue` (SLURM) a job is over once squeue no longer lists it, else
+    when submitit says so."""
     def start(planned: PlannedRun) -> Started:
         directory = _ready(sweep, planned)
         job = executor.submit(run_logged, train_command(directory, threads, gpus),
                               directory / "train.log", threads)
+        if queue:
+            queue.watch(job.job_id)
 
         def poll() -> int | None:
-            if not job.done():
+            returned = job.paths.result_pickle.exists()
+            if not (returned or queue.over(job.job_id) if queue else job.done()):
                 return None
-            # a job that died (time limit, cancelled) returned nothing: count it as exit 1
+            if not (returned or job.paths.result_pickle.exists()):
+                return 1  # killed before it returned (time limit, scancel): count it as exit 1
             return 1 if job.exception() is not None else job.result()
         if host == "slurm":
             return Started(poll, detached=True, holder=f"slurm {job.job_id}")
@@ -499,11 +520,45 @@ def _job_starter(sweep: Sweep, executor, host: str, threads: int, gpus: int = 0)
     return start
 
 
+class _SlurmQueue:
+    """Which of the submitted SLURM jobs squeue still lists, asked for all of them at once at
+    most every SQUEUE_SECONDS. squeue needs no accounting; submitit's own check (sacct) does,
+    and on a cluster without accounting it warns at every poll and never sees a job die."""
+
+    def __init__(self):
+        self.at, self.jobs, self.listed = float("-inf"), set(), None
+
+    def watch(self, job_id: str) -> None:
+        self.jobs.add(job_id)
+        self.at = float("-inf")  # ask at the next poll
+
+    def over(self, job_id: str) -> bool:
+        if time.monotonic() - self.at > SQUEUE_SECONDS:
+            self.at = time.monotonic()
+            states = claim.slurm_queue(sorted(self.jobs))
+            self.listed = None if states is None else set(states)  # None: squeue did not answer
+            if self.listed is not None:
+                self.jobs = set(self.listed)
+        return self.listed is not None and job_id not in self.listed
+
+
 def run_logged(command: list[str], log: Path, threads: int) -> int:
-    """Run `command` with its output appended to `log`; its exit status (what a job returns)."""
+    """Run `command` with its output appended to `log`; its exit status (what a job returns).
+    The signal submitit asks SLURM to send before a job's time limit (SIGUSR2) reaches the
+    command as SIGTERM, on which a run checkpoints and stops; the next `sweep run` resumes it."""
+    import submitit
+
+    warning = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)
+    # SLURM signals every process of the job: the command ignores the warning itself
+    previous = signal.signal(warning, signal.SIG_IGN)
     with open(log, "a") as file:
-        return subprocess.run(command, stdout=file, stderr=subprocess.STDOUT,
-                              env=_environment(threads)).returncode
+        process = subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT,
+                                   env=_environment(threads))
+    signal.signal(warning, lambda signum, frame: process.terminate())
+    try:
+        return process.wait()
+    finally:
+        signal.signal(warning, previous)
 
 
 def _environment(threads: int) -> dict:

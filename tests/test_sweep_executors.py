@@ -39,9 +39,10 @@ def test_local_jobs_train_what_is_missing_and_consolidate(tmp_path, corpus, cach
 
 def test_a_slurm_job_asks_for_the_options_and_runs_the_train_command(tmp_path, corpus,
                                                                       monkeypatch):
-    bin_dir = tmp_path / "bin"  # submitit needs srun to exist; sbatch answers like SLURM's
+    bin_dir = tmp_path / "bin"  # submitit needs srun to exist; sbatch and squeue answer like SLURM's
     bin_dir.mkdir()
-    for name, body in (("srun", "exit 0"), ("sbatch", "echo 'Submitted batch job 4242'")):
+    for name, body in (("srun", "exit 0"), ("sbatch", "echo 'Submitted batch job 4242'"),
+                       ("squeue", "echo '4242|PENDING'")):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -52,11 +53,12 @@ def test_a_slurm_job_asks_for_the_options_and_runs_the_train_command(tmp_path, c
     start, how = starter(sweep, "slurm", 1, options)
     launch(sweep, planned, start, log=lambda message: None)  # claims the run, then submits it
     assert how == "as SLURM jobs of 8 GPU(s), 64 CPUs, 90 min on partition gpu"
-    assert sweep.status(planned) == "running"  # the lock names the job, not a local process
+    assert sweep.status(planned) == "queued"  # the lock names the job, which squeue lists
     assert (sweep.run_dir(planned) / ".lock").read_text() == "slurm 4242"
     job_dir = sweep.directory / "submitit" / "4242"
     sbatch = (job_dir / "4242_submission.sh").read_text()
     for line in ("--partition=gpu", "--gpus-per-node=8", "--cpus-per-task=64", "--time=90",
+                 "--signal=USR2@90",  # 90 s before the end of a 90-minute job
                  "--nodes=1", "--ntasks-per-node=1", "--job-name=movelab-tiny"):
         assert f"#SBATCH {line}\n" in sbatch
     submitted = submitit.SlurmJob(sweep.directory / "submitit" / "%j", "4242").submission()

@@ -11,11 +11,16 @@ Specs:
   pydocs            the Python 3.11 documentation of Debian's python3.11-doc package (HTML pages
                     under /usr/share/doc/python3.11/html), one document per page, code included
   pydocs:PATH       a folder of Sphinx HTML pages (searched recursively), one document per page
+  prose             English dictionaries and documentation from Debian packages (GCIDE, WordNet,
+                    FOLDOC, the Jargon File, The Devil's Dictionary, the Linux kernel's and
+                    Python's documentation), deduplicated, with a test split besides train and
+                    validation (dev); movelab.data.prose says how it is built and split
 
 Every document gets the same light normalisation (line ends, trailing spaces, runs of blank lines).
 The split is by whole document and the same on every run: the VAL_FRACTION of documents whose key
 (wiki: the title; a folder: the file's relative path; otherwise the text itself) hashes lowest go to
-validation. Documents keep their source order within each split.
+validation. Documents keep their source order within each split. (`prose` has its own three-way
+split, by headword or page.)
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ FINEWEB_REPO, FINEWEB_CONFIG = "HuggingFaceFW/fineweb-edu", "sample-10BT"
 FINEWEB_DOWNLOAD = (f"hf download {FINEWEB_REPO} --repo-type dataset "
                     "--include 'sample/10BT/000_*.parquet' --local-dir DIR")  # ~2 GB, one shard
 TEXT_SUFFIXES = {".txt", ".md"}
-SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH, pydocs, pydocs:PATH"
+SPECS = "wiki, text:PATH, fineweb-edu, fineweb-edu:PATH, pydocs, pydocs:PATH, prose"
 
 WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WIKI_CLEANING_VERSION = 2  # bump when the cleaning below changes, so cached articles are re-parsed
@@ -76,12 +81,14 @@ WHITESPACE_RUN = re.compile(r"\s+")
 class Corpus:
     name: str
     train: list[str]
-    val: list[str]
-    content_hash: str = field(init=False)  # sha256 prefix of the documents of both splits
+    val: list[str]  # the dev split: for every choice (learning rates, recipes)
+    test: list[str] = field(default_factory=list)  # held out for claims; only some corpora have it
+    content_hash: str = field(init=False)  # sha256 prefix of the documents of every split
 
     def __post_init__(self) -> None:
-        both_splits = json.dumps([self.train, self.val], ensure_ascii=False).encode()
-        self.content_hash = hashlib.sha256(both_splits).hexdigest()[:16]
+        splits = [self.train, self.val] + ([self.test] if self.test else [])  # as before tests
+        self.content_hash = hashlib.sha256(json.dumps(splits, ensure_ascii=False).encode()
+                                           ).hexdigest()[:16]
 
 
 def load_corpus(spec: str, cache_dir: Path, *, max_docs: int = FINEWEB_MAX_DOCS,
@@ -95,6 +102,12 @@ def load_corpus(spec: str, cache_dir: Path, *, max_docs: int = FINEWEB_MAX_DOCS,
     if kind == "pydocs":
         pages = load_pydocs_pages(pydocs_folder(path), Path(cache_dir), progress)
         return Corpus(spec, *split_documents(pages))
+    if kind == "prose" and not has_path:
+        from movelab.data.prose import load_prose  # it builds on this module's HTML reader
+
+        splits = load_prose(Path(cache_dir), progress)
+        return Corpus(spec, *([d.text for d in part] for part in (splits.train, splits.dev,
+                                                                    splits.test)))
     if kind == "fineweb-edu":
         if path:
             texts = read_parquet_texts(Path(path).expanduser(), max_docs)

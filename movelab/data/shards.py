@@ -1,9 +1,11 @@
 """Token shards: `prepare_text_data` turns a corpus into cached token memmaps and serves them.
 
-Each split is one flat token stream, EOS before every document. The streams are cached beside the
-tokenizer (cache_dir/bpe/<content hash>-v<vocab>/tokens/), so they can never outlive the tokenizer
-that made them, and every cache folder appears in one rename, so a killed process leaves no half
-cache behind.
+Each split is one flat token stream, EOS before every document. A corpus with a test split
+(`prose`) gets a third stream; a TokenData serves the one its `eval_split` names, "dev" (the
+validation split every corpus has) or "test", as its validation tokens. The streams are cached
+beside the tokenizer (cache_dir/bpe/<content hash>-v<vocab>/tokens/), so they can never outlive
+the tokenizer that made them, and every cache folder appears in one rename, so a killed process
+leaves no half cache behind.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from movelab.data.errors import DataError
 from movelab.data.tokenizer import EOS_ID, BpeTokenizer, load_or_train_tokenizer
 
 DOCUMENTS_PER_BATCH = 256  # documents encoded per encode_batch call
+STREAMS = {"dev": "val", "test": "test"}  # evaluation split -> its token stream's file stem
 
 
 @dataclass
@@ -32,11 +35,12 @@ class TokenData:
     vocab_size: int  # the model's embedding size; ids >= trained_vocab_size never occur
     trained_vocab_size: int
     train_tokens: np.memmap
-    val_tokens: np.memmap
+    val_tokens: np.memmap  # the eval_split's tokens
     token_bytes: np.ndarray  # UTF-8 bytes of each token id (0 for EOS and padding)
     tokenizer: Tokenizer
     train_bytes: int  # UTF-8 bytes of each split's text
     val_bytes: int
+    eval_split: str = "dev"
     task = "text"  # what the training loop reads (class attributes, not fields)
     eval_batch = 16  # validation windows per forward pass
 
@@ -89,15 +93,19 @@ class TokenData:
             "val_tokens": len(self.val_tokens),
             "train_bytes": self.train_bytes,
             "val_bytes": self.val_bytes,
+            "eval_split": self.eval_split,
             "bytes_per_token": round(self.train_bytes / len(self.train_tokens), 4),
         }
 
 
 def prepare_text_data(spec: str = "wiki", vocab_size: int = 4096, cache_dir: Path | None = None,
-                      progress: bool = True, *, max_docs: int = FINEWEB_MAX_DOCS) -> TokenData:
-    """Load the corpus `spec`, train (or load) its tokenizer and tokenize both splits, each step
-    cached under cache_dir (default: $MOVELAB_CACHE, else ~/.cache/movelab).
-    max_docs bounds the fineweb-edu corpora."""
+                      progress: bool = True, *, max_docs: int = FINEWEB_MAX_DOCS,
+                      eval_split: str = "dev") -> TokenData:
+    """Load the corpus `spec`, train (or load) its tokenizer and tokenize every split, each step
+    cached under cache_dir (default: $MOVELAB_CACHE, else ~/.cache/movelab); validation serves
+    `eval_split`. max_docs bounds the fineweb-edu corpora."""
+    if eval_split not in STREAMS:
+        raise DataError(f"unknown evaluation split {eval_split!r}; choose dev or test")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     corpus = load_corpus(spec, cache_dir, max_docs=max_docs, progress=progress)
     bpe = load_or_train_tokenizer(corpus, vocab_size, cache_dir, progress)
@@ -112,15 +120,22 @@ def prepare_text_data(spec: str = "wiki", vocab_size: int = 4096, cache_dir: Pat
             meta = {"corpus": corpus.name, "dtype": np.dtype(dtype).name,
                     "train_tokens": train_tokens, "train_bytes": train_bytes,
                     "val_tokens": val_tokens, "val_bytes": val_bytes}
+            if corpus.test:
+                meta["test_tokens"], meta["test_bytes"] = write_token_stream(
+                    bpe, corpus.test, building / "test.bin", dtype, progress)
             (building / "meta.json").write_text(json.dumps(meta, indent=1))
     meta = json.loads((directory / "meta.json").read_text())
+    stream = STREAMS[eval_split]
+    if f"{stream}_bytes" not in meta:
+        raise DataError(f"the corpus {spec} has no test split (prose has one); evaluate on its "
+                        "dev split (eval_split = \"dev\", the default)")
     return TokenData(
         corpus_name=corpus.name, content_hash=corpus.content_hash, vocab_size=bpe.vocab_size,
         trained_vocab_size=bpe.trained_vocab_size,
         train_tokens=np.memmap(directory / "train.bin", dtype=meta["dtype"], mode="r"),
-        val_tokens=np.memmap(directory / "val.bin", dtype=meta["dtype"], mode="r"),
+        val_tokens=np.memmap(directory / f"{stream}.bin", dtype=meta["dtype"], mode="r"),
         token_bytes=bpe.token_bytes, tokenizer=bpe.tokenizer,
-        train_bytes=meta["train_bytes"], val_bytes=meta["val_bytes"])
+        train_bytes=meta["train_bytes"], val_bytes=meta[f"{stream}_bytes"], eval_split=eval_split)
 
 
 def token_dtype(vocab_size: int) -> type[np.unsignedinteger]:

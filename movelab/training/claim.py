@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -46,12 +47,16 @@ def holder(directory: Path) -> str | None:
 
 def alive(claim: str | None) -> bool:
     """Whether the holder of `claim` may still be at work: a process of this host that exists
-    (and is not a zombie); any claim of another host or of a SLURM job counts as alive, since
-    from here it cannot be told (delete such a `.lock` by hand once its job is gone)."""
+    (and is not a zombie), or a SLURM job that squeue lists; any claim of another host, or of
+    a SLURM job where squeue does not answer, counts as alive, since from here it cannot be told
+    (delete such a `.lock` by hand once its run is gone)."""
     if not claim:
         return False
     try:
         host, pid_text = claim.split()
+        if host == "slurm":  # squeue lists a job while it is queued or running
+            states = slurm_queue([pid_text])
+            return states is None or pid_text in states
         pid = int(pid_text)
     except ValueError:
         return False
@@ -67,6 +72,22 @@ def alive(claim: str | None) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def slurm_queue(job_ids: list[str]) -> dict[str, str] | None:
+    """The state (PENDING, RUNNING, ...) of each of `job_ids` that squeue lists (a job leaves
+    the list when it ends); None when squeue does not answer."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--format=%i|%T",
+                              f"--jobs={','.join(job_ids)}"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode:  # it says so when none of the jobs is known any more
+        return {} if "Invalid job id" in out.stderr else None
+    return dict(line.split("|", 1) for line in out.stdout.split())
 
 
 def ancestors() -> set[str]:

@@ -11,6 +11,7 @@ from movelab.config import (ConfigError, DictConfig, ModelConfig, check_number, 
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
 
 
@@ -54,6 +55,10 @@ class TrainConfig(DictConfig):
     # corpus one pass costs about as much as training on 30k tokens)
     evals: int = 6
     seed: int = 0
+    # what those passes score: "dev" (the validation split of every corpus: for every choice) or
+    # "test" (corpora with a held-out test split, e.g. prose: for claims). Left out of the
+    # config's dict, and so of its hash, at the default: runs from before it keep their ids
+    eval_split: str = "dev"
 
     def __post_init__(self):
         if not isinstance(self.corpus, str) or not self.corpus:
@@ -68,6 +73,15 @@ class TrainConfig(DictConfig):
         for name, rule in TRAIN_RANGES.items():
             if getattr(self, name) is not None:
                 check_number(getattr(self, name), "--" + name.replace("_", "-"), **rule)
+        if self.eval_split not in EVAL_SPLITS:
+            raise ConfigError(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got "
+                              f"{self.eval_split!r}")
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d["eval_split"] == "dev":
+            del d["eval_split"]
+        return d
 
     def total_steps(self, model: ModelConfig) -> int:
         tokens_per_step = self.batch_size * model.seq_len
@@ -145,6 +159,9 @@ class RunConfig:
                         f"null; class token + {layout.codes_per_image - 1} codes in), not "
                         f"{getattr(self.model, name)}; use --task image, which sets it, or "
                         f"--{name.replace('_', '-')} {needed}")
+            if self.train.eval_split != "dev":
+                raise ConfigError("the image task scores the Fashion-MNIST test images; "
+                                  "--eval-split applies to text corpora")
         elif self.image is not None:
             raise ConfigError(f"image settings apply to the image task (--task image, corpus "
                               f"{IMAGE_CORPUS}), not to the text corpus {self.train.corpus!r}")

@@ -54,7 +54,8 @@ def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool =
         from movelab.images.task import prepare_image_data
 
         return prepare_image_data(run.train.corpus, run.image, cache_dir)
-    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress)
+    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress,
+                             eval_split=run.train.eval_split)
 
 
 def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
