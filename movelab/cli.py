@@ -273,6 +273,17 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                    help="auto (default): a GPU when torch sees one (bf16 autocast, TF32), else "
                         "the CPU (fp32)")
     g.add_argument("--compile", action="store_true", help="train through torch.compile")
+    add_tracker_arg(g)
+
+
+def add_tracker_arg(group) -> None:
+    from movelab.training.trackers import TRACKERS
+
+    group.add_argument("--tracker", action="append", choices=TRACKERS,
+                       help="also log the curve rows and the config to tensorboard (event files "
+                            "in the run dir) or wandb (offline unless logged in); repeatable; "
+                            "none by default (default: $MOVELAB_TRACKERS, which `movelab sweep "
+                            "run --tracker` sets); needs pip install -e '.[trackers]'")
 
 
 def read_record(path: Path) -> dict:
@@ -328,8 +339,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from movelab.training.loop import train
+    from movelab.training.trackers import chosen_trackers
 
     run = run_config_from_args(args)
+    trackers = chosen_trackers(args.tracker)
     threads = args.threads
     if threads is None and args.from_record is not None:  # a rerun sums floats as the run did
         threads = read_record(args.from_record).get("threads")
@@ -343,7 +356,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train(run, out, resume=args.resume, force=args.force,
                    progress=False if args.no_progress else None, cache_dir=args.cache_dir,
                    device=args.device, compile=args.compile,
-                   memory_check=not args.ignore_memory_check)
+                   memory_check=not args.ignore_memory_check, trackers=trackers)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         print(f"{result['label']}: {result_summary(result)} after {result['tokens_seen']:,} "
               f"tokens, {result['train_flops']:.3g} FLOPs, {result['wall_seconds']:.0f} s; "
@@ -409,7 +422,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from movelab import sweep as sweeps
 
     sweep = sweeps.load_sweep(args.name, args.results_dir)
-    if args.action == "status":
+    if args.action == "plan":
+        print_plan(plan_sweep_from_args(sweep, args), args.json)
+    elif args.action == "status":
         print(sweeps.format_status(sweep))
     elif args.action == "collect":
         print(f"wrote {sweeps.consolidate(sweep)}")
@@ -417,12 +432,67 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         options = sweeps.JobOptions(args.partition, args.gpus_per_job, args.cpus_per_job,
                                     args.time_limit)
         at_once = args.jobs or (None if args.executor == "slurm" else 2)
+        from movelab.plan import format_totals
+
+        plan = plan_sweep_from_args(sweep, args, measure=False)
+        todo = [r for r in plan.runs if r.status in ("missing", "stopped")]
+        print(format_totals(plan, todo, "plan of the runs to train"), flush=True)
+        if args.tracker:  # every run of the sweep logs to them, grouped by the sweep's name
+            from movelab.training.trackers import ENV_GROUP, ENV_TRACKERS, chosen_trackers
+
+            os.environ[ENV_TRACKERS] = ",".join(chosen_trackers(args.tracker))
+            os.environ[ENV_GROUP] = sweep.name
         failures = sweeps.run_sweep(sweep, jobs=at_once, threads_per_job=args.threads_per_job,
                                     only_group=args.group, executor=args.executor,
                                     options=options)
         if failures:
             raise UsageError(f"{failures} run(s) failed; their train.log says why; rerun the "
                              "same command to retry them")
+
+
+def add_plan_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("plan (`movelab plan`, `movelab sweep plan`)")
+    g.add_argument("--profile", metavar="NAME|JSON",
+                   help="estimate wall clock and memory on a measured device instead of timing "
+                        "steps here: h200 (docs/research-log.md) or a JSON profile file")
+    g.add_argument("--no-timing", action="store_true",
+                   help="time no new shapes; wall clock only where timings are cached")
+    g.add_argument("--retime", action="store_true",
+                   help="time every shape again, replacing cached timings (they are noisy on a "
+                        "busy machine)")
+    g.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+
+
+def print_plan(plan, as_json: bool) -> None:
+    from movelab.plan import format_plan
+
+    print(json.dumps(plan.to_dict(), indent=1) if as_json else format_plan(plan))
+
+
+def plan_sweep_from_args(sweep, args: argparse.Namespace, *, measure: bool = True):
+    """The plan of `sweep` under the flags of `movelab sweep`; `measure` False: time nothing."""
+    from movelab.plan import load_profile, plan_sweep
+
+    profile = load_profile(args.profile) if args.profile else None
+    jobs = args.jobs or (len(sweep.runs) if args.executor == "slurm" else 2)
+    return plan_sweep(sweep, profile=profile, threads=args.threads_per_job, jobs=max(1, jobs),
+                      ranks=args.gpus_per_job if profile else 1,
+                      measure=measure and not args.no_timing, retime=measure and args.retime,
+                      log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    import torch
+
+    from movelab.plan import load_profile, plan_runs
+
+    run = run_config_from_args(args)
+    profile = load_profile(args.profile) if args.profile else None
+    plan = plan_runs(run.model.label, [(run, "", [], "new")], profile=profile,
+                     threads=args.threads or torch.get_num_threads(), ranks=args.ranks,
+                     measure=not args.no_timing, retime=args.retime, cache_dir=args.cache_dir,
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    print_plan(plan, args.json)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -495,6 +565,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(train)
     train.set_defaults(func=cmd_train)
 
+    plan = sub.add_parser(
+        "plan", help="before training: one run's parameters, tokens, FLOPs, epochs, steps, "
+                     "wall clock, peak memory and checkpoint disk",
+        description="Plan one run given by the train flags (or --from a record) without training "
+                    "it: parameters (total, active, memory), tokens, steps, training FLOPs, "
+                    "epochs of the corpus (prepared and cached to count it; a warning above "
+                    "1.0), wall clock (a few timed steps here, cached, or --profile), peak "
+                    "memory against the machine's and the checkpoint's size.",
+        epilog="examples:\n  movelab plan --preset cpu-d10 --tokens-per-param 1 --batch-size 8 "
+               "--threads 1\n  movelab plan --preset gpu-d12 --value-path move --density 8 "
+               "--tokens-per-param 12 --batch-size 256 --profile h200 --ranks 8 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(plan)
+    add_train_args(plan)
+    add_plan_args(plan)
+    plan.add_argument("--ranks", type=int, default=1,
+                      help="data-parallel processes (torchrun ranks, GPUs) sharing the batch "
+                           "(default 1)")
+    plan.set_defaults(func=cmd_plan)
+
     cfg_scale = sub.add_parser(
         "cfg-scale", help="choose the classifier-free guidance scale of a trained image run",
         description="Sample a finished image run (its model.pt) at several guidance scales and "
@@ -542,12 +632,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="A sweep is results/<name>/sweep.toml (see movelab/sweep.py for the format). "
                     "`run` trains every run that is not done (found by config hash), resuming "
                     "stopped ones; `status` lists done / running / stopped / missing; `collect` "
-                    "rewrites results/<name>/runs.csv from the finished runs.",
-        epilog="examples:\n  movelab sweep run cpu-text --jobs 2 --threads-per-job 1\n"
+                    "rewrites results/<name>/runs.csv from the finished runs; `plan` prints what "
+                    "every run will cost before it trains (see `movelab plan --help`).",
+        epilog="examples:\n  movelab sweep plan cpu-text\n"
+               "  movelab sweep plan gpu-paper --profile h200 --gpus-per-job 8 --json\n"
+               "  movelab sweep run cpu-text --jobs 2 --threads-per-job 1\n"
                "  movelab sweep run gpu-text --executor slurm --partition gpu --gpus-per-job 8 "
                "--cpus-per-job 64 --time-limit 720",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    sweep.add_argument("action", choices=("run", "status", "collect"))
+    sweep.add_argument("action", choices=("run", "status", "collect", "plan"))
     sweep.add_argument("name", help="the sweep: a folder of --results-dir holding sweep.toml")
     sweep.add_argument("--results-dir", type=Path, default=Path("results"),
                        help="where sweeps live (default ./results)")
@@ -574,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="MINUTES",
                    help=f"per job; a run stopped by it resumes on the next `sweep run` "
                         f"(default {d.time_limit})")
+    add_tracker_arg(sweep)
+    add_plan_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(

@@ -56,16 +56,23 @@ def format_table(runs_csv: Path) -> str:
 
 
 def format_fits(out: Path) -> str:
-    """val_bpb = E + A C^-alpha per value path (C = training FLOPs), 95% bootstrap intervals."""
+    """val_bpb = E + A C^-alpha per value path (C = training FLOPs), 95% bootstrap intervals, and
+    what the points cannot identify (`movelab.scaling.analysis.law_flags`): three parameters
+    fitted to four points often leave E at its bound 0, which the table says."""
     from movelab.scaling.analysis import fit_compute_laws
     from movelab.scaling.load import load_runs
 
     table = fit_compute_laws(load_runs("demo", out), bootstrap=DEMO_BOOTSTRAP).table
-    lines = [f"{'value path':<12}{'E':>22}{'A':>26}{'alpha':>24}  note"]
+    lines = [f"{'value path':<12}{'E':>22}{'A':>26}{'alpha':>24}  not identified / note"]
     for row in table.itertuples():
         cells = [f"{getattr(row, p):.3g} [{getattr(row, p + '_low'):.3g}, "
                  f"{getattr(row, p + '_high'):.3g}]" for p in ("E", "A", "alpha")]
-        lines.append(f"{row.path_label:<12}{cells[0]:>22}{cells[1]:>26}{cells[2]:>24}  {row.note}")
+        said = "; ".join(text for text in (row.flags, row.note) if text)
+        lines.append(f"{row.path_label:<12}{cells[0]:>22}{cells[1]:>26}{cells[2]:>24}  {said}")
+    if table["flags"].str.len().any():
+        lines.append("E at its bound 0: the points fit a pure power law A C^-alpha, the floor is "
+                     "not identified; E's interval reaches 0: the bootstrap cannot tell a floor "
+                     "from none; bootstrap predictions run away: refits leave the points' range")
     return "\n".join(lines)
 
 

@@ -5,11 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import FillBetweenPolyCollection, PathCollection
+from matplotlib.figure import Figure
+
 from movelab.accounting import analytic_costs
 from movelab.config import build_config
-from movelab.scaling.figures import (fig_ablations, fig_exchange_rate, fig_fit_validation,
-                                     fig_joint_law, fig_memory_decoupling, fig_repetition,
-                                     fig_text_scaling, main, write_all_figures)
+from movelab.scaling.analysis import band_is_drawn, fit_compute_laws, main_rows
+from movelab.scaling.figures import (fig_ablations, fig_accounting, fig_exchange_rate,
+                                     fig_fit_validation, fig_image_scaling, fig_joint_law,
+                                     fig_memory_decoupling, fig_repetition, fig_text_scaling,
+                                     main, write_all_figures)
 from movelab.scaling.load import load_curves, load_runs
 from movelab.sweep import parse_variant
 
@@ -101,7 +107,7 @@ def test_figures_of_a_partial_sweep_draw_what_they_can(results_dir):
     fig = fig_text_scaling(partial, bootstrap=5)
     assert "no standard L(C) fit yet" in texts(fig)
     assert "(no fit)" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
-    assert "holding one out needs 4" in texts(fig_joint_law(partial))
+    assert "holding one out needs 3 shallower ones" in texts(fig_joint_law(partial))
 
 
 def test_repetition_names_the_runs_whose_val_bpb_turned_up(results_dir):
@@ -119,3 +125,134 @@ def test_fit_validation_notes_missing_reference_data(tmp_path):
 def test_command_line_reports_a_missing_sweep_in_one_line(tmp_path, capsys):
     assert main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "figures")]) == 2
     assert "movelab sweep run cpu-text" in capsys.readouterr().err
+
+
+# --- what a reader sees: axes, panels, labels ----------------------------------------------
+
+def drawn_points(ax) -> np.ndarray:
+    """(x, y) of every marker on the panel: scatter offsets and lines drawn with a marker,
+    interval bars with their caps among them (not law curves, bands or reference lines)."""
+    points = [c.get_offsets() for c in ax.collections
+              if isinstance(c, PathCollection) and len(c.get_offsets())]
+    points += [line.get_xydata() for line in ax.lines
+               if line.get_marker() not in ("None", "", None, " ")
+               and len(line.get_xydata())]
+    return np.vstack([np.asarray(p, dtype=float) for p in points]) if points else np.empty((0, 2))
+
+
+def _span(values, log: bool) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    return float(np.ptp(np.log10(values) if log else values)) if values.size else 0.0
+
+
+def reader_defects(fig) -> list[str]:
+    """What a careful reader would reject: a visible panel with no points, an axis more than
+    10x wider than the points drawn on it, and text that runs off the figure."""
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    defects = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.axison:
+            continue
+        points = drawn_points(ax)
+        if len(points) == 0:
+            defects.append(f"panel {i} ({ax.get_title()!r}) draws no points")
+            continue
+        for axis, column, limits in (("x", 0, ax.get_xlim()), ("y", 1, ax.get_ylim())):
+            log = (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "log"
+            data = _span(points[:, column], log)
+            if data > 0 and _span(limits, log) > 10 * data:
+                defects.append(f"panel {i} ({ax.get_title()!r}): {axis} axis spans "
+                               f"{_span(limits, log) / data:.0f}x its points")
+    box = fig.bbox
+    drawn = [(f"panel {i} ({ax.get_title()!r})", ax.get_tightbbox(renderer))
+             for i, ax in enumerate(fig.axes) if ax.get_visible()]
+    drawn += [(f"text {t.get_text()[:40]!r}", t.get_window_extent(renderer))
+              for t in [*fig.texts, fig._suptitle] if t is not None and t.get_text()]
+    drawn += [("figure legend", legend.get_window_extent(renderer)) for legend in fig.legends]
+    for what, extent in drawn:
+        if (extent.x0 < box.x0 - 2 or extent.x1 > box.x1 + 2 or extent.y0 < box.y0 - 2
+                or extent.y1 > box.y1 + 2):
+            defects.append(f"{what} runs off the figure")
+    return defects
+
+
+def every_figure(df, curves, images=None, bootstrap=10):
+    figures = {"accounting": fig_accounting(),
+               "text_scaling": fig_text_scaling(df, bootstrap=bootstrap),
+               "memory_decoupling": fig_memory_decoupling(df, curves),
+               "exchange_rate": fig_exchange_rate(df, bootstrap=bootstrap),
+               "joint_law": fig_joint_law(df), "ablations": fig_ablations(df),
+               "repetition": fig_repetition(df, curves),
+               "fit_validation": fig_fit_validation(bootstrap=bootstrap)}
+    if images is not None:
+        figures["image_scaling"] = fig_image_scaling(images)
+    return figures
+
+
+def test_every_figure_of_a_synthetic_sweep_is_readable(results_dir):
+    df = load_runs("cpu-text", results_dir)
+    figures = every_figure(df, load_curves(df, "cpu-text", results_dir))
+    for name, fig in figures.items():
+        assert reader_defects(fig) == [], name
+        assert not texts(fig), name  # a complete sweep leaves no "missing" notes
+
+
+def test_every_figure_of_the_committed_rows_is_readable():
+    """The rows in results/: where the defects were found (a runaway band set an axis to
+    1e26, d2 set the scale of every depth, labels ran off the figure). Laws whose refits run
+    away get no band and say so; the joint law shows the d8 hold-out the verdict uses."""
+    df = load_runs("cpu-text")
+    curves = load_curves(main_rows(df, all_seeds=True))
+    figures = every_figure(df, curves, load_runs("cpu-image"), bootstrap=20)
+    for name, fig in figures.items():
+        assert reader_defects(fig) == [], name
+    joint = figures["joint_law"]
+    assert [ax.get_title().split()[0] for ax in joint.axes] == ["d8", "d10"]
+    laws = fit_compute_laws(df, bootstrap=20)  # the same seeded refits as the figure's
+    legend = [t.get_text() for t in figures["text_scaling"].axes[0].get_legend().get_texts()]
+    flagged = [label for label, flags in laws.flags.items() if not band_is_drawn(flags)]
+    assert flagged  # on the committed rows several paths' refits run away
+    for label in flagged:
+        assert any(text.startswith(label + ":") and "no band" in text for text in legend)
+    bands = [c for c in figures["text_scaling"].axes[0].collections
+             if isinstance(c, FillBetweenPolyCollection)]
+    assert len(bands) == len(laws.fits) - len(flagged)
+
+
+def test_the_defect_check_finds_a_band_that_sets_the_axis():
+    fig = Figure()
+    ax = fig.subplots()
+    ax.scatter([1, 2, 3], [2.0, 2.1, 2.2])
+    ax.fill_between([1, 3], [0, 0], [40, 40])  # a band 200x taller than the points
+    assert any("y axis spans" in d for d in reader_defects(fig))
+    ax.set_ylim(1.9, 2.3)
+    assert reader_defects(fig) == []
+    ax.set_title("x" * 400)
+    assert any("runs off the figure" in d for d in reader_defects(fig))
+
+
+def test_titles_ask_and_panels_say_what_is_a_single_seed(results_dir):
+    df = load_runs("cpu-text", results_dir)
+    curves = load_curves(df, "cpu-text", results_dir)
+    for fig in (fig_text_scaling(df, bootstrap=5), fig_memory_decoupling(df, curves),
+                fig_exchange_rate(df, bootstrap=5), fig_joint_law(df), fig_ablations(df)):
+        assert "?" in fig.get_suptitle()
+    labels = [t.get_text() for t in fig_ablations(df).axes[0].get_yticklabels()]
+    assert "MoVE x4 g0=1 (1 seed)" in labels and "MoVE x4 (3 seeds)" in labels
+    decoupling = fig_memory_decoupling(df, curves)
+    d6 = next(ax for ax in decoupling.axes if ax.get_title() == "depth 6 (3 seeds)")
+    assert d6.patches  # the standard model's seed band
+    d8 = next(ax for ax in decoupling.axes if ax.get_title() == "depth 8 (1 seed)")
+    hollow = [c for c in d8.collections if isinstance(c, PathCollection)
+              and np.allclose(c.get_facecolors()[:, :3], 1.0)]
+    assert len(hollow) == 2  # MoVE x1 and x4 at d8: single seeds, drawn hollow
+
+
+def test_joint_law_draws_each_hold_out_it_can(results_dir):
+    """d2-d8: only d8 has three shallower depths to fit on (the committed rows: d8 and d10,
+    above)."""
+    fig = fig_joint_law(load_runs("cpu-text", results_dir))
+    assert [ax.get_title().split()[0] for ax in fig.axes] == ["d8"]

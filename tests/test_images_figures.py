@@ -3,6 +3,7 @@ draws its runs; a sweep without image metrics gets notes, not exceptions."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from movelab.accounting import analytic_costs
 from movelab.config import build_config
@@ -52,8 +53,15 @@ def test_image_figure_draws_every_panel(tmp_path):
     fig = fig_image_scaling(df)
     axes = fig.axes
     assert len(axes[0].get_lines()) == len(GRID)  # one line per value path
-    assert len(axes[3].get_legend().get_texts()) == 4  # one line per depth
-    assert not any(t.get_text() for ax in axes[:5] for t in ax.texts)  # no "missing" notes
+    legend = [t.get_text() for t in axes[3].get_legend().get_texts()]
+    assert legend == ["d2", "d4", "d4 standard, +-1 seed std", "d6", "d8"]  # a line per depth,
+    assert len(axes[3].patches) == 1  # and the seed band where the standard model has seeds
+    assert not any(t.get_text() for ax in axes for t in ax.texts)  # no "missing" notes
+    assert all(ax.axison for ax in axes)  # six panels, each drawn
+    differences = axes[3].get_lines()[0].get_ydata()  # MoVE minus standard at d2, by slots
+    d2 = df[df["depth"] == 2].set_index("path_label")["bits_per_token"]
+    assert differences == pytest.approx((d2[["MoVE x1", "MoVE x4", "MoVE x16"]]
+                                         - d2["standard"]).to_numpy())
 
 
 def test_image_figure_of_text_rows_notes_what_is_missing(tmp_path):
@@ -73,8 +81,6 @@ def test_image_figure_of_text_rows_notes_what_is_missing(tmp_path):
 def test_make_figures_adds_the_image_figure_when_the_image_sweep_has_rows(tmp_path):
     """`write_all_figures` draws image_scaling beside the text figures once cpu-image/runs.csv
     exists, and only the figures asked for; an unknown name is an error that lists the choices."""
-    import pytest
-
     from movelab.scaling.figures import write_all_figures
 
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
                                  fit_power_law)
@@ -29,9 +29,10 @@ from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
 from movelab.scaling.load import REPO_ROOT, label_order, path_label
 
 LEVEL = 0.95
-METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID"}
+METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID",
+                "class_accuracy": "class accuracy"}
 MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
-REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
+REFERENCE_DIR = REPO_ROOT / "reference"  # Chinchilla Fig. 4 points and published fits
 # Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
 SYNTHETIC_LAWS = {"with a floor": (1.0, 24.0, 0.10), "pure power law": (0.0, 12.0, 0.06)}
 
@@ -106,7 +107,44 @@ class ComputeLaws:
 
     compute: str  # the column used as C
     fits: dict[str, PowerLawFit]  # path label -> fit, for the labels with enough points
-    table: pd.DataFrame  # one row per label: points, parameters with intervals, note
+    table: pd.DataFrame  # one row per label: points, parameters with intervals, flags, note
+    flags: dict[str, tuple[str, ...]]  # path label -> law_flags of its fit
+
+
+AT_BOUND = 1e-6  # a parameter this close to its bound 0 (relative, for E) sits on it
+GRID_PAD = 1.15  # figures draw a law from x_min / GRID_PAD to x_max * GRID_PAD
+
+
+def law_grid(x, n: int = 100) -> np.ndarray:
+    """Where a law over the points x is drawn and checked: a log grid a little beyond them."""
+    return np.geomspace(np.min(x) / GRID_PAD, np.max(x) * GRID_PAD, n)
+
+
+def law_flags(fit: PowerLawFit, x, y, level: float = LEVEL) -> tuple[str, ...]:
+    """What a power-law fit to the points (x, y) cannot identify, in words (empty: nothing):
+    E or alpha at its bound 0 (the floor, or the decay, is not fitted but imposed), E's
+    bootstrap interval reaching 0, and bootstrap predictions over `law_grid(x)` that leave the
+    points' y range by more than its width (refits that run away). A fit with any flag but
+    the interval one gets no band in a figure (`band_is_drawn`)."""
+    y = np.asarray(y, dtype=float)
+    flags = []
+    if fit.E <= AT_BOUND * y.min():
+        flags.append("E at its bound 0")
+    if fit.alpha <= AT_BOUND:
+        flags.append("alpha at its bound 0")
+    if fit.bootstrap_fits:
+        if fit.E > AT_BOUND * y.min() and interval(fit, "E", level)[0] <= AT_BOUND * y.min():
+            flags.append("E's interval reaches 0")
+        low, high = prediction_band(fit, law_grid(x), level)
+        span = np.ptp(y)
+        if np.any(high > y.max() + span) or np.any(low < y.min() - span):
+            flags.append("bootstrap predictions run away")
+    return tuple(flags)
+
+
+def band_is_drawn(flags) -> bool:
+    """A bootstrap band means something unless the fit sits at a bound or its refits run away."""
+    return not any(flag != "E's interval reaches 0" for flag in flags)
 
 
 def _law_row(fit: PowerLawFit | None, level: float) -> dict:
@@ -128,51 +166,135 @@ def _fit_law(x, loss, n_depths: int, *, bootstrap: int, seed: int):
 def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seeds: bool = False,
                      bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> ComputeLaws:
     """val_bpb = E + A C^-alpha for each value path of the main rows, C = `compute`, with
-    bootstrap percentile intervals (`bootstrap` refits, seeded)."""
-    rows, fits = [], {}
+    bootstrap percentile intervals (`bootstrap` refits, seeded) and `law_flags` in `flags`
+    (a three-parameter law on four or five points often leaves E at its bound: say so)."""
+    rows, fits, all_flags = [], {}, {}
     main = main_rows(df, all_seeds=all_seeds)
     for label in label_order(main["path_label"]):
         runs = main[main["path_label"] == label]
         n_depths = runs["depth"].nunique()
         fit, note = _fit_law(runs[compute], runs["val_bpb"], n_depths, bootstrap=bootstrap,
                              seed=seed)
+        flags = law_flags(fit, runs[compute], runs["val_bpb"], level) if fit else ()
         if fit:
-            fits[label] = fit
+            fits[label], all_flags[label] = fit, flags
         rows.append({"path_label": label, "n_runs": len(runs), "n_depths": n_depths,
-                     **_law_row(fit, level), "note": note})
+                     **_law_row(fit, level), "flags": "; ".join(flags), "note": note})
     columns = ["path_label", "n_runs", "n_depths", "E", "E_low", "E_high", "A", "A_low",
-               "A_high", "alpha", "alpha_low", "alpha_high", "note"]
-    return ComputeLaws(compute, fits, pd.DataFrame(rows, columns=columns))
+               "A_high", "alpha", "alpha_low", "alpha_high", "flags", "note"]
+    return ComputeLaws(compute, fits, pd.DataFrame(rows, columns=columns), all_flags)
 
 
 # --- memory: BPB per doubling of slots -----------------------------------------------------
 
+def blocked_slope(x, y, blocks, *, level: float = LEVEL) -> dict:
+    """Least-squares slope of y on x with a fixed effect (own intercept) per block: the slope
+    within blocks, pooled. A block with one x value adds nothing to the slope. Returns the slope,
+    its standard error and t interval on n - blocks - 1 degrees of freedom (NaN without spare
+    degrees of freedom), and n, the number of points in blocks with 2+ distinct x."""
+    frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float),
+                          "block": list(blocks)})
+    frame = frame[frame.groupby("block")["x"].transform("nunique") > 1]
+    out = {"slope": np.nan, "se": np.nan, "low": np.nan, "high": np.nan, "dof": 0,
+           "n": len(frame)}
+    if frame.empty:
+        return out
+    centred = frame[["x", "y"]] - frame.groupby("block")[["x", "y"]].transform("mean")
+    sxx = float((centred["x"] ** 2).sum())
+    slope = float((centred["x"] * centred["y"]).sum() / sxx)
+    dof = len(frame) - frame["block"].nunique() - 1
+    out |= {"slope": slope, "dof": dof}
+    if dof > 0:
+        residual = centred["y"] - slope * centred["x"]
+        se = float(np.sqrt((residual ** 2).sum() / dof / sxx))
+        half = _t_quantile(level, dof) * se
+        out |= {"se": se, "low": slope - half, "high": slope + half}
+    return out
+
+
+def _gain_row(runs: pd.DataFrame, metric: str, level: float) -> dict:
+    """BPB removed per doubling of slots over MoVE `runs`, seed-paired: a block per (depth,
+    seed), so every slot count is compared with others of the same seed (same batches)."""
+    fit = blocked_slope(np.log2(runs["slots"].to_numpy(float)), runs[metric],
+                        zip(runs["depth"], runs["seed"]), level=level)
+    note = ""
+    if fit["n"] == 0:
+        note = "one slot count: no slope"
+    elif np.isnan(fit["se"]):
+        note = "two runs: no interval"
+    return {"n_runs": len(runs), "n_seeds": runs["seed"].nunique(),
+            "slots": ", ".join(str(s) for s in sorted(runs["slots"].unique())),
+            "gain_per_doubling": -fit["slope"], "low": -fit["high"], "high": -fit["low"],
+            "dof": fit["dof"], "detectable": smallest_detectable(fit["se"], fit["dof"]),
+            "note": note}
+
+
+GAIN_COLUMNS = ["depth", "n_runs", "n_seeds", "slots", "gain_per_doubling", "low", "high", "dof",
+                "detectable", "note"]
+
+
+def _move_rows(df: pd.DataFrame, all_seeds: bool) -> pd.DataFrame:
+    return main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
+
+
 def slot_doubling_gains(df: pd.DataFrame, *, all_seeds: bool = False, level: float = LEVEL,
                         metric: str = "val_bpb") -> pd.DataFrame:
-    """At each depth, the least-squares slope of `metric` (val_bpb; bits_per_token or fid for
-    images) on log2(slots) over the MoVE main rows, reported as `gain_per_doubling` = -slope
-    (removed per doubling of M; positive: more slots help) with a t interval from the
-    regression's standard error (n - 2 dof)."""
+    """At each depth, minus the slope of `metric` (val_bpb; bits_per_token or fid for images) on
+    log2(slots) over the MoVE main rows: `gain_per_doubling`, removed per doubling of M
+    (positive: more slots help). With all_seeds, seed-paired (a fixed effect per seed,
+    `blocked_slope`); the t interval has n - seeds - 1 degrees of freedom (`dof`), and
+    `detectable` is the smallest slope that test finds at 80% power and the 5% level."""
+    rows = [{"depth": depth, **_gain_row(runs, metric, level)}
+            for depth, runs in _move_rows(df, all_seeds).groupby("depth")]
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def pooled_slot_gain(df: pd.DataFrame, *, depths=None, all_seeds: bool = True,
+                     level: float = LEVEL, metric: str = "val_bpb") -> dict:
+    """One gain per doubling of slots over the MoVE main rows of `depths` (all depths if None):
+    depth fixed effects, seed-paired (a block per depth and seed), so only slot counts at the
+    same depth and seed are compared. `depths` says which were pooled ("2-8")."""
+    runs = _move_rows(df, all_seeds)
+    if depths is not None:
+        runs = runs[runs["depth"].isin(depths)]
+    chosen = sorted(runs["depth"].unique())
+    label = f"{chosen[0]}-{chosen[-1]}" if len(chosen) > 1 else "".join(map(str, chosen))
+    return {"depths": label, **_gain_row(runs, metric, level)}
+
+
+def depths_within_epochs(df: pd.DataFrame, max_epochs: float = 3.0) -> list[int]:
+    """The depths whose main runs see at most `max_epochs` epochs of their corpus (all depths if
+    none does): the depths pooled for the slot slope, since a corpus repeated more often is
+    memorised by the memory paths (cpu-text's d10, 5.0 epochs; research log)."""
+    epochs = main_rows(df).groupby("depth")["epochs"].max()
+    return [int(d) for d in epochs[epochs <= max_epochs].index] or [int(d) for d in epochs.index]
+
+
+def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_depths=None,
+                             level: float = LEVEL) -> pd.DataFrame:
+    """`gain_per_doubling` of val_bpb at every evaluation along training, from the MoVE main
+    rows' curves (`movelab.scaling.load.load_curves`, all seeds): per depth (the k-th evaluation
+    of every run at a depth sees the same tokens), and pooled over `pooled_depths` (all if None)
+    at the same evaluation index, which is the same fraction of each depth's training. Columns:
+    `scope` ("d6", or "pooled d2-d8"), depth (NaN when pooled), evaluation (1, 2, ...), epoch
+    (mean over the scope's runs), fraction (of the training tokens) and the gain columns."""
+    move = _move_rows(df, True)[["run_id", "slots", "value_path"]]
+    points = curves.merge(move, on="run_id")
+    points = points.assign(
+        evaluation=points.groupby("run_id").cumcount() + 1,
+        fraction=points["tokens"] / points.groupby("run_id")["tokens"].transform("max"))
+    pooled = points if pooled_depths is None else points[points["depth"].isin(pooled_depths)]
+    chosen = sorted(pooled["depth"].unique())
     rows = []
-    move = main_rows(df, all_seeds=all_seeds).query("value_path == 'move'")
-    for depth, runs in move.groupby("depth"):
-        x, y = np.log2(runs["slots"].to_numpy(float)), runs[metric].to_numpy(float)
-        row = {"depth": depth, "n_runs": len(runs), "slots": ", ".join(
-            str(s) for s in sorted(runs["slots"].unique())), "gain_per_doubling": np.nan,
-            "low": np.nan, "high": np.nan, "note": ""}
-        if np.unique(x).size < 2:
-            row["note"] = "one slot count: no slope"
-        else:
-            fit = stats.linregress(x, y)
-            row["gain_per_doubling"] = -fit.slope
-            if len(runs) > 2:
-                half = _t_quantile(level, len(runs) - 2) * fit.stderr
-                row |= {"low": -fit.slope - half, "high": -fit.slope + half}
-            else:
-                row["note"] = "two runs: no interval"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["depth", "n_runs", "slots", "gain_per_doubling", "low",
-                                       "high", "note"])
+    for scope, depth, subset in [*((f"d{d}", d, runs) for d, runs in points.groupby("depth")),
+                                 (f"pooled d{chosen[0]}-d{chosen[-1]}" if chosen else "pooled",
+                                  np.nan, pooled)]:
+        for evaluation, at in subset.groupby("evaluation"):
+            rows.append({"scope": scope, "depth": depth, "evaluation": evaluation,
+                         "epoch": at["epoch"].mean(), "fraction": at["fraction"].mean(),
+                         **_gain_row(at, "val_bpb", level)})
+    return pd.DataFrame(rows, columns=["scope", "depth", "evaluation", "epoch", "fraction",
+                                       *GAIN_COLUMNS[1:]])
 
 
 # --- repetition -----------------------------------------------------------------------------
@@ -231,52 +353,126 @@ def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)
 
 
+# --- tests of differences -------------------------------------------------------------------
+
+ALPHA = 1 - LEVEL  # the significance level of every verdict (two-sided)
+POWER = 0.8  # the power at which the smallest detectable difference is stated
+
+
+def smallest_detectable(se: float, dof: float, *, alpha: float = ALPHA,
+                        power: float = POWER) -> float:
+    """The true difference a two-sided t-test at `alpha` detects with probability `power`, for a
+    difference with standard error `se` and `dof` degrees of freedom (the noncentral t)."""
+    if not (np.isfinite(se) and np.isfinite(dof) and dof > 0 and se > 0):
+        return np.nan
+    critical = stats.t.ppf(1 - alpha / 2, dof)
+
+    def shortfall(ncp):  # the far tail is below 0.025 and underflows to NaN in scipy: drop it
+        far = np.nan_to_num(stats.nct.cdf(-critical, dof, ncp))
+        return stats.nct.sf(critical, dof, ncp) + far - power
+
+    return float(se * optimize.brentq(shortfall, 0.0, 40.0))  # dof >= 1 reaches 80% below 40
+
+
+def paired_difference(a: pd.Series, b: pd.Series, *, level: float = LEVEL) -> dict:
+    """mean(a) - mean(b) for two arms indexed by seed. Where 2+ seeds are shared the test is
+    paired over the shared seeds (same seed, same batches: the noise common to both cancels);
+    otherwise Welch's unpaired t-test over all seeds of each arm. Returns the test, n (pairs, or
+    the two arms' seeds "3+2"), the difference with its t interval, p, and `detectable`, the
+    smallest difference this test detects at 80% power and the 5% level given the observed
+    spread (the noncentral t)."""
+    a, b = a.astype(float), b.astype(float)
+    shared = a.index.intersection(b.index)
+    out = {"test": "", "n": "", "difference": np.nan, "low": np.nan, "high": np.nan,
+           "p": np.nan, "detectable": np.nan}
+    if len(shared) >= 2:
+        x, y = a[shared].to_numpy(), b[shared].to_numpy()
+        out |= {"test": "paired t", "n": str(len(shared)), "difference": float((x - y).mean())}
+        if np.ptp(x - y) == 0:
+            return out
+        result, dof = stats.ttest_rel(x, y), len(shared) - 1
+        se = (x - y).std(ddof=1) / np.sqrt(len(shared))
+    elif len(a) >= 2 and len(b) >= 2:
+        x, y = a.to_numpy(), b.to_numpy()
+        out |= {"test": "Welch t", "n": f"{len(x)}+{len(y)}", "difference": x.mean() - y.mean()}
+        if np.ptp(x) == 0 and np.ptp(y) == 0:
+            return out
+        result = stats.ttest_ind(x, y, equal_var=False)
+        dof, se = float(result.df), np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+    else:
+        return out | {"n": f"{len(a)}+{len(b)}"}
+    bounds = result.confidence_interval(level)
+    return out | {"low": float(bounds.low), "high": float(bounds.high),
+                  "p": float(result.pvalue), "detectable": smallest_detectable(se, dof)}
+
+
+def holm(p) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values of one family of tests (NaNs, untested, left out)."""
+    p = np.asarray(p, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _verdict(row: dict, name: str, reference: str) -> str:
+    if row["test"] == "":
+        return f"not tested: {row['n'].replace('+', ' and ')} seeds (2+ each needed)"
+    if np.isnan(row["p"]):
+        return "not tested: identical results across seeds"
+    if row["p_holm"] < ALPHA:
+        return ("lower" if row["difference"] < 0 else "higher") + \
+            f" {name} than {reference}, beyond seed noise (Holm)"
+    return f"not resolved: detectable at this n is {row['detectable']:.3f} {name}"
+
+
 def compare_to_standard(df: pd.DataFrame, labels=("LaVE x1", "MoVE x1", "MoVE x4"), *,
-                        level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:
-    """At each depth with repeated seeds, each label's mean `metric` minus the standard model's,
-    with a Welch t-test (p) and its interval for the difference; `verdict` says in words whether
-    the difference exceeds seed noise at this level."""
+                        reference: str = "standard", level: float = LEVEL,
+                        metric: str = "val_bpb") -> pd.DataFrame:
+    """At each depth with repeated seeds, each label's mean `metric` minus the `reference`
+    label's (`paired_difference`: paired by seed where both share 2+ seeds, else Welch), with
+    Holm-Bonferroni adjusted p-values over every comparison of the table (`p_holm`, one family)
+    and a `verdict` in words at the 5% level of p_holm; beside it the smallest difference the
+    test could detect (`detectable`, 80% power at the 5% level)."""
     rows = []
     main = main_rows(df, all_seeds=True)
+    name = METRIC_NAMES.get(metric, metric)
     for depth, runs in main.groupby("depth"):
         if runs.groupby("path_label").size().max() < 2:
             continue  # no repeated seeds at this depth
-        standard = runs.loc[runs["path_label"] == "standard", metric].to_numpy(float)
+        by_label = {label: group.set_index("seed")[metric]
+                    for label, group in runs.groupby("path_label")}
+        base = by_label.get(reference, pd.Series(dtype=float))
         for label in labels:
-            values = runs.loc[runs["path_label"] == label, metric].to_numpy(float)
+            values = by_label.get(label, pd.Series(dtype=float))
             rows.append({"depth": depth, "path_label": label, "n_seeds": len(values),
-                         "n_standard": len(standard),
-                         **_welch(values, standard, level, METRIC_NAMES.get(metric, metric))})
-    return pd.DataFrame(rows, columns=["depth", "path_label", "n_seeds", "n_standard",
-                                       "difference", "low", "high", "p", "verdict"])
-
-
-def _welch(a: np.ndarray, b: np.ndarray, level: float, name: str = "BPB") -> dict:
-    out = {"difference": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
-    if len(a) < 2 or len(b) < 2:
-        return out | {"verdict": f"not tested: {len(a)} and {len(b)} seeds (2+ each needed)"}
-    out["difference"] = a.mean() - b.mean()
-    if a.std() == 0 and b.std() == 0:
-        return out | {"verdict": "not tested: identical results across seeds"}
-    result = stats.ttest_ind(a, b, equal_var=False)
-    bounds = result.confidence_interval(level)
-    out |= {"low": bounds.low, "high": bounds.high, "p": result.pvalue}
-    if result.pvalue >= 1 - level:
-        verdict = "within seed noise"
-    else:
-        verdict = ("lower" if out["difference"] < 0 else "higher") + \
-            f" {name} than standard, beyond seed noise"
-    return out | {"verdict": verdict}
+                         "n_reference": len(base),
+                         **paired_difference(values, base, level=level)})
+    columns = ["depth", "path_label", "n_seeds", "n_reference", "test", "n",
+               "difference", "low", "high", "p", "p_holm", "detectable", "verdict"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_holm"] = holm(table["p"])
+    table["verdict"] = [_verdict(row, name, reference) for row in table.to_dict("records")]
+    return table
 
 
 # --- exchange rate --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ExchangeRate:
-    """What dense (standard) model each memory model's BPB is worth."""
+    """What dense (standard) model each memory model's BPB is worth, in active parameters N and
+    in training compute C, from laws fitted to the standard runs (seed means per depth); the
+    `*_lodo` laws leave the deepest standard depth out."""
 
     params_law: PowerLawFit | None  # standard val_bpb against params_active
-    flops_law: PowerLawFit | None  # standard val_bpb against flops_per_token_train
+    compute_law: PowerLawFit | None  # standard val_bpb against train_flops
+    params_law_lodo: PowerLawFit | None
+    compute_law_lodo: PowerLawFit | None
+    pooled_std: float  # seed std used for memory models with one seed (pooled_seed_std)
     table: pd.DataFrame
     notes: tuple[str, ...]
 
@@ -290,60 +486,104 @@ def dense_equivalent(law: PowerLawFit, bpb) -> np.ndarray:
                         np.inf)
 
 
-def _equivalent_columns(law: PowerLawFit | None, bpb: np.ndarray, own: np.ndarray, name: str,
-                        level: float) -> dict:
-    """Dense-equivalent x, its bootstrap interval, and the gain x / own - 1 with its interval."""
+def pooled_seed_std(df: pd.DataFrame, metric: str = "val_bpb") -> float:
+    """The seed standard deviation pooled over every (depth, path label) of the main rows with
+    2+ seeds: sqrt of the dof-weighted mean variance (NaN without repeated seeds)."""
+    cells = main_rows(df, all_seeds=True).groupby(["depth", "path_label"])[metric]
+    dof, variance = cells.count() - 1, cells.var(ddof=1)
+    keep = dof > 0
+    return float(np.sqrt((dof[keep] * variance[keep]).sum() / dof[keep].sum())) if keep.any() \
+        else np.nan
+
+
+def _gain_columns(law: PowerLawFit | None, bpb: np.ndarray, draws: np.ndarray, own: np.ndarray,
+                  name: str, level: float) -> dict:
+    """Dense-equivalent x of each BPB, the gain x / own - 1, and its percentile interval over
+    bootstrap draws: refit k of the law inverted at draw k of the BPB (`draws`, refits x
+    models)."""
     if law is None:
-        return {f"dense_{name}": np.nan, f"{name}_gain": np.nan, f"{name}_gain_low": np.nan,
-                f"{name}_gain_high": np.nan}
-    refits = np.reshape([dense_equivalent(refit, bpb) for refit in law.bootstrap_fits],
-                        (len(law.bootstrap_fits), len(bpb)))
-    bounds = [_quantiles(refits[:, i], level) for i in range(len(bpb))]
-    return {f"dense_{name}": dense_equivalent(law, bpb),
-            f"{name}_gain": dense_equivalent(law, bpb) / own - 1,
-            f"{name}_gain_low": np.array([low for low, _ in bounds]) / own - 1,
-            f"{name}_gain_high": np.array([high for _, high in bounds]) / own - 1}
+        return {f"dense_{name}": np.full(len(bpb), np.nan), f"{name}_gain": np.nan,
+                f"{name}_gain_low": np.nan, f"{name}_gain_high": np.nan}
+    refits = np.array([dense_equivalent(refit, draw)
+                       for refit, draw in zip(law.bootstrap_fits, draws)]).reshape(-1, len(bpb))
+    bounds = np.array([_quantiles(refits[:, i], level) for i in range(len(bpb))]).reshape(-1, 2)
+    dense = dense_equivalent(law, bpb)
+    return {f"dense_{name}": dense, f"{name}_gain": dense / own - 1,
+            f"{name}_gain_low": bounds[:, 0] / own - 1, f"{name}_gain_high": bounds[:, 1] / own - 1}
 
 
 def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
                   level: float = LEVEL) -> ExchangeRate:
-    """Fit the standard models' val_bpb against active parameters N (and against train FLOPs per
-    token F) as power laws, and invert them at each LaVE/MoVE main-grid model's BPB: the dense
-    model worth that BPB has `dense_params` active parameters (`dense_flops` FLOPs per token).
-    `params_gain` = dense_params / the model's own active params - 1 (`flops_gain` likewise):
-    +0.3 means worth a dense model 30% larger; NEGATIVE means worse than a dense model of its
-    own size. Intervals are percentiles over the laws' bootstrap refits. `delta_bpb` is the
-    plain difference to the standard run at the same depth (positive: worse); `extrapolated`
-    marks equivalents outside the standard runs' range."""
-    grid = main_rows(df)
-    standard = grid[grid["path_label"] == "standard"]
-    n_depths = standard["depth"].nunique()
-    params_law, note = _fit_law(standard["params_active"], standard["val_bpb"], n_depths,
-                                bootstrap=bootstrap, seed=seed)
-    flops_law, _ = _fit_law(standard["flops_per_token_train"], standard["val_bpb"], n_depths,
-                            bootstrap=bootstrap, seed=seed)
-    notes = (f"no dense law: standard runs at {note}",) if note else ()
-    memory = grid[grid["value_path"] != "standard"].merge(
+    """Fit the standard models' val_bpb (seed mean per depth) as power laws in active parameters
+    N and in training compute C (train_flops; with tokens tied to the standard model's N, C grows
+    about as N^2), and invert them at each LaVE/MoVE main model's BPB (seed mean): the dense
+    model worth that BPB has `dense_params` active parameters and trains on `dense_compute`.
+    `params_gain` = dense_params / own active params - 1 (`compute_gain` likewise): +0.3 means
+    worth a dense model 30% larger; NEGATIVE means worse than a dense model of its own size.
+
+    Intervals are percentiles over `bootstrap` draws, each a refit of the law on resampled
+    standard points inverted at a draw of the model's BPB: mean + s / sqrt(n) t_(n-1) with s its
+    own seed std when it has n >= 2 seeds, else mean + `pooled_std` z (the pooled seed std; 0
+    when no run of the sweep has repeated seeds); `bpb_sd_source` says which. `*_lodo` columns:
+    the same from laws fitted without the deepest standard depth. `delta_bpb` is the difference
+    to the standard mean at the same depth (positive: worse); `extrapolated` marks dense
+    equivalents outside the standard runs' N.
+    """
+    main = main_rows(df, all_seeds=True)
+    cells = main.groupby(["depth", "path_label"], sort=False).agg(
+        value_path=("value_path", "first"), slots=("slots", "first"),
+        n_seeds=("val_bpb", "size"), val_bpb=("val_bpb", "mean"), std=("val_bpb", "std"),
+        params_active=("params_active", "first"), train_flops=("train_flops", "first"))
+    cells = _by_depth_and_label(cells.reset_index())
+    standard = cells[cells["path_label"] == "standard"]
+    n_depths, notes = len(standard), []
+    laws = {}
+    for x in ("params_active", "train_flops"):
+        for lodo in (False, True):
+            points = standard.iloc[:-1] if lodo else standard
+            laws[x, lodo], note = _fit_law(points[x], points["val_bpb"], len(points),
+                                           bootstrap=bootstrap, seed=seed)
+            if note and not lodo:
+                notes.append(f"no dense law: standard runs at {note}")
+    notes = sorted(set(notes))
+    pooled = pooled_seed_std(df)
+    memory = cells[cells["value_path"] != "standard"].merge(
         standard[["depth", "val_bpb"]].rename(columns={"val_bpb": "standard_bpb"}),
-        on="depth", how="left")
+        on="depth", how="left").reset_index(drop=True)
+    own_sd = memory["n_seeds"] >= 2
+    memory["bpb_sd"] = np.where(own_sd, memory["std"], 0.0 if np.isnan(pooled) else pooled)
+    memory["bpb_sd_source"] = np.where(own_sd, "own seeds", "pooled seed std" if np.isfinite(
+        pooled) else "no repeated seeds in the sweep: law refits only")
+    rng = np.random.default_rng(seed)
+    dof = np.maximum(memory["n_seeds"].to_numpy() - 1, 1)
+    noise = np.where(own_sd, rng.standard_t(dof, (bootstrap, len(memory))),
+                     rng.standard_normal((bootstrap, len(memory))))
     bpb = memory["val_bpb"].to_numpy(float)
-    table = memory[["depth", "path_label", "slots", "val_bpb", "standard_bpb", "params_active",
-                    "flops_per_token_train"]].assign(
-        delta_bpb=memory["val_bpb"] - memory["standard_bpb"],
-        **_equivalent_columns(params_law, bpb, memory["params_active"].to_numpy(float),
-                              "params", level),
-        **_equivalent_columns(flops_law, bpb, memory["flops_per_token_train"].to_numpy(float),
-                              "flops", level))
-    if params_law is not None:
-        low, high = standard["params_active"].min(), standard["params_active"].max()
-        table["extrapolated"] = ~table["dense_params"].between(low, high)
+    draws = bpb + noise * (memory["bpb_sd"] / np.sqrt(memory["n_seeds"])).to_numpy(float)
+    columns = {}
+    for x, name in (("params_active", "params"), ("train_flops", "compute")):
+        own = memory[x].to_numpy(float)
+        columns |= _gain_columns(laws[x, False], bpb, draws, own, name, level)
+        lodo = _gain_columns(laws[x, True], bpb, draws, own, name, level)
+        columns |= {f"{name}_gain_lodo{end}": lodo[f"{name}_gain{end}"]
+                    for end in ("", "_low", "_high")}
+    table = memory[["depth", "path_label", "slots", "n_seeds", "val_bpb", "bpb_sd",
+                    "bpb_sd_source", "standard_bpb", "params_active", "train_flops"]].assign(
+        delta_bpb=memory["val_bpb"] - memory["standard_bpb"], **columns)
+    if laws["params_active", False] is not None:
+        table["extrapolated"] = ~table["dense_params"].between(
+            standard["params_active"].min(), standard["params_active"].max())
     else:
         table["extrapolated"] = False
     table["note"] = np.select(
         [table["standard_bpb"].isna(), table["delta_bpb"] > 0, np.isinf(table["dense_params"])],
         ["no standard run at this depth", "worse than the standard run at this depth",
          "below the dense law's floor E: no dense model reaches it"], "")
-    return ExchangeRate(params_law, flops_law, table.reset_index(drop=True), notes)
+    deepest = f"d{standard['depth'].max()}" if n_depths else "none"
+    return ExchangeRate(laws["params_active", False], laws["train_flops", False],
+                        laws["params_active", True], laws["train_flops", True], pooled,
+                        table, tuple(notes) + (f"lodo: laws without the deepest standard "
+                                               f"depth ({deepest})",))
 
 
 # --- joint law ------------------------------------------------------------------------------
@@ -354,21 +594,30 @@ class JointLawSelection:
 
     heldout_depth: int | None
     scores: tuple[HeldoutError, ...]
+    memory_free_rmse: float  # held-out RMSE of L(N) = E + A N^-alpha, no memory term at all
     table: pd.DataFrame  # form, rmse, mae, runs fitted / held out, parameters
     predictions: pd.DataFrame  # held-out runs: form, slots, observed, predicted
     notes: tuple[str, ...]
 
 
-def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSelection:
-    """`compare_forms` on the standard and MoVE main-grid runs (N = params_active, M = slots,
-    0 for standard), holding out the deepest depth. Forms with as many parameters as fitted
-    runs are skipped; so is everything when fewer than `min_fit_depths` depths remain to fit."""
+def select_joint_law(df: pd.DataFrame, *, heldout_depth: int | None = None,
+                     min_fit_depths: int = 3, n_column: str = "params_active") -> JointLawSelection:
+    """`compare_forms` on the standard and MoVE main-grid runs (N = `n_column`, by default the
+    active parameters, which include MoVE's routers; M = slots, 0 for standard), holding out
+    `heldout_depth` (the deepest if None) and fitting on the shallower depths. Forms with as
+    many parameters as fitted runs are skipped; so is everything when fewer than
+    `min_fit_depths` depths remain to fit. The table's `params` hold each form's memory term
+    (B and gamma, gamma, or b and c): read them before ranking forms by memory."""
     runs = main_rows(df).query("path_label == 'standard' or value_path == 'move'")
     depths = sorted(runs["depth"].unique())
-    if len(depths) < min_fit_depths + 1:
+    if heldout_depth is None and depths:
+        heldout_depth = int(depths[-1])
+    fit_depths = [d for d in depths if d < (heldout_depth or 0)]
+    if len(fit_depths) < min_fit_depths or heldout_depth not in depths:
         return _skipped_selection(f"{len(depths)} depth(s) of standard/MoVE runs; holding one "
-                                  f"out needs {min_fit_depths + 1}")
-    heldout = (runs["depth"] == depths[-1]).to_numpy()
+                                  f"out needs {min_fit_depths} shallower ones to fit")
+    runs = runs[runs["depth"] <= heldout_depth]
+    heldout = (runs["depth"] == heldout_depth).to_numpy()
     if not (runs.loc[~heldout, "value_path"] == "move").any():
         return _skipped_selection("no MoVE runs to fit the memory term on")
     n_fit = int((~heldout).sum())
@@ -376,8 +625,7 @@ def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSe
     forms = [form for form in FORMS if n_params[form] < n_fit]
     notes = tuple(f"{form}: {n_params[form]} parameters, {n_fit} runs to fit; skipped"
                   for form in FORMS if form not in forms)
-    scores = compare_forms(runs["params_active"], runs["slots"], runs["val_bpb"], heldout,
-                           forms=forms)
+    scores = compare_forms(runs[n_column], runs["slots"], runs["val_bpb"], heldout, forms=forms)
     table = pd.DataFrame([{"form": s.form, "rmse": s.rmse, "mae": s.mae, "n_fit": n_fit,
                            "n_heldout": int(heldout.sum()), "params": s.fit.params}
                           for s in scores], columns=_JOINT_COLUMNS)
@@ -386,7 +634,10 @@ def select_joint_law(df: pd.DataFrame, *, min_fit_depths: int = 3) -> JointLawSe
                                 for s in scores
                                 for m, o, p in zip(slots, s.observed, s.predicted)],
                                columns=_PREDICTION_COLUMNS)
-    return JointLawSelection(int(depths[-1]), tuple(scores), table, predictions, notes)
+    baseline = fit_power_law(runs.loc[~heldout, n_column], runs.loc[~heldout, "val_bpb"])
+    errors = baseline.predict(runs.loc[heldout, n_column]) - runs.loc[heldout, "val_bpb"]
+    return JointLawSelection(int(heldout_depth), tuple(scores), float(np.sqrt(np.mean(
+        errors ** 2))), table, predictions, notes)
 
 
 _JOINT_COLUMNS = ["form", "rmse", "mae", "n_fit", "n_heldout", "params"]
@@ -394,7 +645,7 @@ _PREDICTION_COLUMNS = ["form", "slots", "observed", "predicted"]
 
 
 def _skipped_selection(note: str) -> JointLawSelection:
-    return JointLawSelection(None, (), pd.DataFrame(columns=_JOINT_COLUMNS),
+    return JointLawSelection(None, (), np.nan, pd.DataFrame(columns=_JOINT_COLUMNS),
                              pd.DataFrame(columns=_PREDICTION_COLUMNS), (note,))
 
 

@@ -18,12 +18,15 @@ from matplotlib.figure import Figure
 from movelab.cli import ladder_records
 from movelab.scaling import plot
 from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
-                                      compare_to_standard, exchange_rate, fit_compute_laws,
-                                      main_rows, repetition_table, select_joint_law,
-                                      slot_doubling_gains, synthetic_recovery)
+                                      compare_to_standard, depths_within_epochs, exchange_rate,
+                                      fit_compute_laws,
+                                      law_flags, main_rows, pooled_seed_std, pooled_slot_gain,
+                                      repetition_table, select_joint_law, slot_doubling_gains,
+                                      slot_gains_over_training, synthetic_recovery)
 from movelab.scaling.load import RESULTS_DIR, load_curves, load_runs, runs_csv_path
 
 BOOTSTRAP = 200
+MIN_FIT_DEPTHS = 3  # select_joint_law's default: depths to fit on below a held-out one
 # 3^5 = 243 starts; on the Chinchilla points they reach the optimum of Epoch's 4500 (same
 # parameters to 4 digits) in a second instead of half a minute.
 QUICK_START_GRID = {"a": (0.0, 10.0, 20.0), "b": (0.0, 10.0, 20.0), "e": (-1.0, 0.0, 1.0),
@@ -59,7 +62,7 @@ def fig_accounting(records: list[dict] | None = None) -> Figure:
     axes[1].set_title("memory: LaVE tables + MoVE bank (lookups)")
     plot.plot_accounting(axes[2], table, "flops_per_token_train")
     axes[2].set_title("train FLOPs per token")
-    fig.suptitle(f"Memory grows, FLOPs don't (CPU ladder): up to "
+    fig.suptitle(f"Parameters and FLOPs per token on the CPU ladder: up to "
                  f"{table['params_total_vs_standard'].max():.0f}x the standard model's parameters "
                  f"for at most {table['flops_per_token_train_vs_standard'].max():.2f}x its FLOPs "
                  f"per token\nFLOPs: {plot.FLOPS_CONVENTION} (MoVE's slot mix is not in it)")
@@ -68,67 +71,110 @@ def fig_accounting(records: list[dict] | None = None) -> Figure:
 
 @_styled
 def fig_text_scaling(df, *, bootstrap: int = BOOTSTRAP) -> Figure:
-    """(b) val BPB against training FLOPs per value path, with L(C) fits and their bands."""
+    """(b) val BPB against training FLOPs per value path, with L(C) fits and, where the fit is
+    identified, their bands."""
     laws = fit_compute_laws(df, bootstrap=bootstrap)
-    fig, axes = _panels(2, width=5.5, height=4.2)
+    fig, axes = _panels(2, width=5.5, height=4.4)
     plot.plot_bpb_vs_compute(axes[0], df, laws)
     plot.plot_gap_to_standard(axes[1], df, laws)
-    fig.suptitle(f"Text scaling, {len(main_rows(df))} main-grid runs (seed 0); compute in "
-                 f"training FLOPs, {plot.FLOPS_CONVENTION}")
+    fig.suptitle(f"Text scaling: how does val BPB fall with training compute, per value path? "
+                 f"{len(main_rows(df))} main-grid runs\ntraining FLOPs: "
+                 f"{plot.FLOPS_CONVENTION}")
     return fig
 
 
 @_styled
-def fig_memory_decoupling(df) -> Figure:
-    """(c) val BPB against MoVE slots at each depth, standard and LaVE as reference lines, and
-    the BPB gained per doubling of slots."""
-    depths = sorted(main_rows(df).query("value_path == 'move'")["depth"].unique())
-    ncols = 3
-    fig, axes = _panels(ncols, nrows=len(depths) // ncols + 1)
+def fig_memory_decoupling(df, curves=None, *, pooled_depths=None) -> Figure:
+    """(c) val BPB against MoVE slots at each depth (seed means and spread, standard and LaVE
+    as reference lines), the BPB gained per doubling of slots per depth and pooled over
+    `pooled_depths` (all if None), and, from `curves` (the MoVE runs' curve.csv, all seeds),
+    the same slope along training."""
+    move = main_rows(df).query("value_path == 'move'")
+    depths = sorted(move["depth"].unique())
+    panels = len(depths) + 1 + (curves is not None)
+    ncols = min(4, max(panels, 1))
+    fig, axes = _panels(ncols, nrows=-(-panels // ncols), width=3.9, height=3.4)
+    pooled_std = pooled_seed_std(df)
     for ax, depth in zip(axes, depths):
-        plot.plot_bpb_vs_slots(ax, df, depth)
-    plot.plot_slot_gains(axes[len(depths)], slot_doubling_gains(df, all_seeds=True))
-    for ax in axes[len(depths) + 1:]:
+        plot.plot_bpb_vs_slots(ax, df, depth, pooled_std)
+    gains = slot_doubling_gains(df, all_seeds=True)
+    pooled = pooled_slot_gain(df, depths=pooled_depths) if depths else None
+    plot.plot_slot_gains(axes[len(depths)], gains, pooled)
+    if curves is not None:
+        plot.plot_slot_gains_over_training(axes[len(depths) + 1], slot_gains_over_training(
+            df, curves, pooled_depths=pooled_depths))
+    for ax in axes[panels:]:
         ax.set_axis_off()
-    fig.suptitle("Memory decoupled from compute: BPB against MoVE slots at fixed depth "
-                 "(all seeds)")
+    if depths:
+        fig.legend(handles=_slot_legend(df), loc="outside lower center", ncol=6,
+                   fontsize="x-small")
+    fig.suptitle("Does val BPB fall as MoVE slots grow at fixed depth? "
+                 "(main rows, every seed)")
     return fig
+
+
+def _slot_legend(df) -> list:
+    """The handles shared by the panels of `plot.plot_bpb_vs_slots`."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    colors = plot.label_colors(plot.label_order(df["path_label"]))
+    handle = functools.partial(Line2D, [], [], lw=1)
+    return [handle(color=colors["standard"], ls="--", label="standard (seed mean)"),
+            Patch(color="0.5", alpha=0.3, label="standard +-1 seed std"),
+            Patch(facecolor="0.5", alpha=0.15, hatch="///", label="pooled seed std (1 seed)"),
+            handle(color="C0", ls=":", label="LaVE x1 / x2"),
+            handle(color="0.5", marker="o", label="MoVE, mean +-1 std (3 seeds)"),
+            handle(color="0.5", marker="o", markerfacecolor="white", ls="",
+                   label="MoVE, one seed")]
 
 
 @_styled
 def fig_exchange_rate(df, *, bootstrap: int = BOOTSTRAP) -> Figure:
-    """(d) What dense model each LaVE/MoVE run is worth, from the standard runs' power law in
-    active parameters (and in train FLOPs per token)."""
+    """(d) What dense model each LaVE/MoVE model is worth, from the standard runs' power laws in
+    active parameters and in training compute, with intervals over the laws' refits and the
+    models' seed noise, and the same without the deepest standard depth."""
     exchange = exchange_rate(df, bootstrap=bootstrap)
-    fig, axes = _panels(3, width=4.6, height=4.0)
-    plot.plot_dense_law(axes[0], df, exchange)
+    fig, axes = _panels(3, width=4.8, height=4.4)
+    flags = ()
+    if exchange.params_law is not None:
+        points = main_rows(df, all_seeds=True).query("path_label == 'standard'").groupby(
+            "depth").agg(x=("params_active", "first"), y=("val_bpb", "mean"))
+        flags = law_flags(exchange.params_law, points["x"], points["y"])
+    plot.plot_dense_law(axes[0], df, exchange, flags)
     plot.plot_exchange_gains(axes[1], exchange, "params")
-    plot.plot_exchange_gains(axes[2], exchange, "flops")
-    fig.suptitle("Exchange rate: the dense model a memory model's BPB is worth, from the "
-                 "standard runs' power law\nbelow 0: worse than a dense model of its own size; "
-                 "95% bootstrap intervals")
+    plot.plot_exchange_gains(axes[2], exchange, "compute")
+    fig.suptitle("Exchange rate: what dense model is each memory model's BPB worth? 0: a dense "
+                 "model of its own size\n95% intervals over the law's refits and the model's "
+                 f"seed noise (pooled seed std {exchange.pooled_std:.3f} where one seed); "
+                 "x: the law without the deepest depth")
     return fig
 
 
 @_styled
 def fig_joint_law(df) -> Figure:
-    """Held-out test of the joint laws L(N, M): fitted without the deepest depth."""
-    fig, axes = _panels(1, width=6.0, height=4.2)
-    plot.plot_heldout(axes[0], select_joint_law(df))
-    fig.suptitle("Joint law L(N active params, M slots), extrapolated one depth deeper")
+    """Held-out tests of the joint laws L(N, M): each of the two deepest depths with enough
+    depths below it to fit on held out in turn, fitted on the depths below it."""
+    depths = sorted(main_rows(df)["depth"].unique())[MIN_FIT_DEPTHS:][-2:] or [None]
+    fig, axes = _panels(len(depths), width=5.2, height=4.2)
+    for ax, depth in zip(axes, depths):
+        plot.plot_heldout(ax, select_joint_law(df, heldout_depth=depth))
+    fig.suptitle("Which joint law L(N, M) extrapolates one depth deeper?\n"
+                 "N = active params (routers included), M = slots")
     return fig
 
 
 @_styled
 def fig_ablations(df, *, depth: int = 6) -> Figure:
     """(e) Controls and ablations at one depth, with seed noise where there are seeds; and the
-    Welch comparison of LaVE x1, MoVE x1 and MoVE x4 with standard at every seeded depth."""
-    fig, axes = _panels(2, width=5.5, height=4.2)
+    paired comparison of LaVE x1, MoVE x1 and MoVE x4 with standard at every seeded depth."""
+    fig, axes = _panels(2, width=5.8, height=4.6)
     plot.plot_variant_summary(axes[0], df[df["depth"] == depth])
     axes[0].set_title(f"depth {depth}: main runs and controls")
     plot.plot_seed_differences(axes[1], compare_to_standard(df))
-    axes[1].set_title("difference to standard beyond seed noise?")
-    fig.suptitle("Ablations, controls and seed noise (val BPB)")
+    axes[1].set_title("difference to standard (Holm over the panel)")
+    fig.suptitle("Ablations, controls and seed noise: which differences exceed seed noise? "
+                 "(val BPB)")
     return fig
 
 
@@ -164,17 +210,16 @@ def _rises(runs) -> str:
 @_styled
 def fig_image_scaling(df) -> Figure:
     """(g) The image sweep: bits per image token, FID and the samples' class accuracy against
-    training FLOPs per value path (top), and bits per token and FID against MoVE slots at each
-    depth (bottom)."""
-    fig, axes = _panels(3, nrows=2, width=4.4, height=3.6)
+    training FLOPs per value path (top), and each of them for MoVE minus standard against slots
+    at each depth (bottom)."""
+    fig, axes = _panels(3, nrows=2, width=4.6, height=3.8)
     for ax, column in zip(axes[:3], ("bits_per_token", "fid", "class_accuracy")):
         plot.plot_metric_vs_compute(ax, df, column)
-    for ax, column in zip(axes[3:5], ("bits_per_token", "fid")):
+    for ax, column in zip(axes[3:], ("bits_per_token", "fid", "class_accuracy")):
         plot.plot_metric_vs_slots(ax, df, column)
-    axes[5].set_axis_off()
-    axes[1].set_yscale("log")
-    fig.suptitle(f"Image scaling (Fashion-MNIST codes), {len(df)} runs; compute in training "
-                 f"FLOPs, {plot.FLOPS_CONVENTION}")
+    plot.log_y(axes[1])
+    fig.suptitle(f"Image scaling (Fashion-MNIST codes), {len(df)} runs: does memory lower bits "
+                 f"per token and FID?\ntraining FLOPs: {plot.FLOPS_CONVENTION}")
     return fig
 
 
@@ -189,7 +234,8 @@ def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: 
     recovery = synthetic_recovery(bootstrap=bootstrap)
     for ax, parameter in zip(axes[1:], ("E", "A", "alpha")):
         plot.plot_recovery(ax, recovery, parameter)
-    fig.suptitle("Fit validation: published Chinchilla fit reproduced; known laws recovered")
+    fig.suptitle("Fit validation: does the fitter reproduce Epoch AI's Chinchilla fit and "
+                 "recover known laws?")
     return fig
 
 
@@ -208,7 +254,9 @@ def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
     makers = {
         "accounting": fig_accounting,
         "text_scaling": lambda: fig_text_scaling(df, bootstrap=bootstrap),
-        "memory_decoupling": lambda: fig_memory_decoupling(df),
+        "memory_decoupling": lambda: fig_memory_decoupling(
+            df, load_curves(main_rows(df, all_seeds=True).query("value_path == 'move'"), sweep,
+                            results_dir), pooled_depths=depths_within_epochs(df)),
         "exchange_rate": lambda: fig_exchange_rate(df, bootstrap=bootstrap),
         "joint_law": lambda: fig_joint_law(df),
         "ablations": lambda: fig_ablations(df),

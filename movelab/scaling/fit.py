@@ -218,7 +218,8 @@ class PowerLawFit(BootstrapFit):
         return {"E": self.E, "A": self.A, "alpha": self.alpha}
 
     def predict(self, compute) -> np.ndarray:
-        return self.E + self.A * np.asarray(compute, dtype=float) ** -self.alpha
+        with np.errstate(over="ignore", invalid="ignore"):  # runaway refits: inf, not a warning
+            return self.E + self.A * np.asarray(compute, dtype=float) ** -self.alpha
 
 
 def _power_law_log_loss(theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,9 +236,10 @@ def _power_law_log_loss(theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, n
 
 def _power_law_fit(estimate: Estimate, refits: Sequence[Estimate] = ()) -> PowerLawFit:
     E, a, alpha = estimate.theta
-    return PowerLawFit(E=float(E), A=float(np.exp(a)), alpha=float(alpha),
-                       objective=estimate.objective, n_iter=estimate.n_iter,
-                       bootstrap_fits=tuple(_power_law_fit(r) for r in refits))
+    with np.errstate(over="ignore"):  # a runaway refit's A may overflow to inf: keep it
+        return PowerLawFit(E=float(E), A=float(np.exp(a)), alpha=float(alpha),
+                           objective=estimate.objective, n_iter=estimate.n_iter,
+                           bootstrap_fits=tuple(_power_law_fit(r) for r in refits))
 
 
 def fit_power_law(compute, loss, *, delta: float = HUBER_DELTA, bootstrap: int = 0,

@@ -8,6 +8,9 @@ Derived columns:
                whether the sweep group "grid", "seeds" or "controls" lists the run
   memory_params
                LaVE tables + MoVE bank (lookups, zero FLOPs), = params_memory
+  params_active_no_routers
+               params_active - params_gates_routers (where runs.csv has that column): the
+               active parameters without LaVE's gates and MoVE's routers, which grow with M
 
 `load_curves` reads the runs' evaluation curves (results/<sweep>/runs/<run_id>/curve.csv) into
 one long table: run_id, path_label, depth, seed, then per evaluation step, tokens, epoch
@@ -117,6 +120,8 @@ def path_label(variant: str) -> str:
 
 def with_derived_columns(df: pd.DataFrame) -> pd.DataFrame:
     groups = df["groups"].str.split(";").apply(set)
+    if "params_gates_routers" in df.columns:
+        df = df.assign(params_active_no_routers=df["params_active"] - df["params_gates_routers"])
     return df.assign(
         path_label=df["variant"].map(path_label),
         in_grid=groups.apply(lambda g: "grid" in g),

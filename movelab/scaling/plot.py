@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from movelab.scaling.analysis import (ChinchillaReproduction, ComputeLaws, ExchangeRate,
-                                      JointLawSelection, interval, main_rows, prediction_band,
-                                      seed_summary)
+                                      JointLawSelection, band_is_drawn, interval, law_grid,
+                                      main_rows, prediction_band, seed_summary)
 from movelab.scaling.load import label_order
 
 FLOPS_CONVENTION = "6 x active params + 12 L d_kv T per token"
@@ -58,8 +58,26 @@ def note(ax: Axes, text: str) -> Axes:
     return ax
 
 
-def _log_grid(values, pad: float = 1.15, n: int = 100) -> np.ndarray:
-    return np.geomspace(np.min(values) / pad, np.max(values) * pad, n)
+def limit_to(ax: Axes, values, *, axis: str = "y", margin: float = 0.08) -> None:
+    """Axis limits from the values drawn as points (never from a band or a law's line), with a
+    margin of `margin` of their span on each side (multiplicative on a log axis)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    low, high = values.min(), values.max()
+    if (ax.get_yscale() if axis == "y" else ax.get_xscale()) == "log":
+        ratio = (high / low) ** margin if high > low else 1.1
+        limits = (low / ratio, high * ratio)
+    else:
+        pad = margin * (high - low) if high > low else 0.05 * max(abs(high), 1e-3)
+        limits = (low - pad, high + pad)
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(*limits)
+
+
+def hollow(color) -> dict:
+    """Marker style of a single-seed point: its colour as the edge, white inside."""
+    return {"facecolors": "white", "edgecolors": [color], "linewidths": 1.1}
 
 
 def _log_x(ax: Axes, values, **kwargs) -> None:
@@ -76,6 +94,14 @@ def _log_x(ax: Axes, values, **kwargs) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def log_y(ax: Axes) -> None:
+    """Log y axis labelled at 1, 2 and 5 x 10^k in plain numbers, minor ticks unlabelled."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def draw_interval(ax: Axes, at, center, low, high, *, vertical: bool = False, color="C0",
                   marker: str = "o", label: str | None = None) -> None:
     """A point at `center` and a capped bar from `low` to `high`, placed at `at` on the other
@@ -88,92 +114,171 @@ def draw_interval(ax: Axes, at, center, low, high, *, vertical: bool = False, co
     ax.plot(*point, color=color, marker=marker, ms=5, ls="", label=label, zorder=4)
 
 
-def _law_label(label: str, fit) -> str:
+def _law_label(label: str, fit, flags=()) -> str:
     low, high = interval(fit, "alpha")
-    return f"{label}: alpha {fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
+    text = f"{label}: alpha {fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
+    if not band_is_drawn(flags):
+        short = {"E at its bound 0": "E at bound", "alpha at its bound 0": "alpha at bound",
+                 "bootstrap predictions run away": "refits run away"}
+        text += " (no band: " + ", ".join(short[f] for f in flags if f in short) + ")"
+    return text
 
 
 def plot_bpb_vs_compute(ax: Axes, df: pd.DataFrame, laws: ComputeLaws) -> Axes:
     """val BPB of the main-grid runs against compute, one colour per value path, with each
-    path's fitted L(C) and the 95% band of its bootstrap refits."""
+    path's fitted L(C) and the 95% band of its bootstrap refits; a law that `law_flags` marks
+    (E or alpha at a bound, runaway refits) gets no band and says so in the legend. Seeds 1-2
+    as small dots. The y axis spans the points, not the bands."""
     runs = main_rows(df)
     if runs.empty:
         return note(ax, "no runs yet")
     labels = label_order(runs["path_label"])
     colors = label_colors(labels)
+    repeats = main_rows(df, all_seeds=True).query("seed != 0")
     for label in labels:
         points = runs[runs["path_label"] == label]
         fit = laws.fits.get(label)
+        flags = laws.flags.get(label, ())
         ax.scatter(points[laws.compute], points["val_bpb"], s=18, color=colors[label],
-                   label=_law_label(label, fit) if fit else f"{label} (no fit)", zorder=3)
+                   label=_law_label(label, fit, flags) if fit else f"{label} (no fit)",
+                   zorder=3)
+        again = repeats[repeats["path_label"] == label]
+        ax.scatter(again[laws.compute], again["val_bpb"], s=6, color=colors[label], alpha=0.7,
+                   zorder=3)
         if fit:
-            x = _log_grid(points[laws.compute])
+            x = law_grid(points[laws.compute])
             ax.plot(x, fit.predict(x), color=colors[label], lw=1)
-            ax.fill_between(x, *prediction_band(fit, x), color=colors[label], alpha=0.12, lw=0)
-    _log_x(ax, runs[laws.compute], xlabel=f"training FLOPs ({FLOPS_CONVENTION})",
-           ylabel="val BPB")
-    ax.legend(fontsize="x-small", title="L(C) = E + A C^-alpha, 95% bootstrap",
-              title_fontsize="x-small")
+            if band_is_drawn(flags):
+                ax.fill_between(x, *prediction_band(fit, x), color=colors[label], alpha=0.12,
+                                lw=0)
+    _log_x(ax, runs[laws.compute], xlabel="training FLOPs", ylabel="val BPB")
+    limit_to(ax, main_rows(df, all_seeds=True)["val_bpb"])
+    ax.legend(fontsize="xx-small", title="L(C) = E + A C^-alpha, 95% bootstrap band\n"
+              "large dots: seed 0 (fitted); small: seeds 1-2", title_fontsize="xx-small",
+              loc="lower left")
     return ax
 
 
 def plot_gap_to_standard(ax: Axes, df: pd.DataFrame, laws: ComputeLaws) -> Axes:
-    """Each main-grid run's BPB minus the standard law's prediction at its compute."""
+    """Each main-grid run's BPB minus the standard law's prediction at its compute, and the
+    seed repeats as small dots; the standard law's band only when it is drawn on the left."""
     reference = laws.fits.get("standard")
     if reference is None:
         return note(ax, "no standard L(C) fit yet: the gap to it needs one")
     runs = main_rows(df)
     labels = label_order(runs["path_label"])
     colors = label_colors(labels)
+    repeats = main_rows(df, all_seeds=True).query("seed != 0")
+    gaps = []
     for label in labels:
         points = runs[runs["path_label"] == label].sort_values(laws.compute)
         gap = points["val_bpb"] - reference.predict(points[laws.compute])
         ax.plot(points[laws.compute], gap, "o-", ms=4, lw=1, color=colors[label])
-    x = _log_grid(runs[laws.compute])
-    low, high = prediction_band(reference, x)
-    ax.fill_between(x, low - reference.predict(x), high - reference.predict(x), color="0.5",
-                    alpha=0.15, lw=0, label="standard fit, 95% band")
+        again = repeats[repeats["path_label"] == label]
+        extra = again["val_bpb"] - reference.predict(again[laws.compute])
+        ax.scatter(again[laws.compute], extra, s=6, color=colors[label], alpha=0.7, zorder=3)
+        gaps += [*gap, *extra]
+    if band_is_drawn(laws.flags.get("standard", ())):
+        x = law_grid(runs[laws.compute])
+        low, high = prediction_band(reference, x)
+        ax.fill_between(x, low - reference.predict(x), high - reference.predict(x),
+                        color="0.5", alpha=0.15, lw=0, label="standard fit, 95% band")
+        ax.legend(fontsize="x-small")
     ax.axhline(0, color="0.2", lw=0.8)
     _log_x(ax, runs[laws.compute], xlabel="training FLOPs", ylabel="val BPB - standard L(C)",
            title="gap to the standard law (colours as on the left)")
-    ax.legend(fontsize="x-small")
+    limit_to(ax, gaps + [0.0])
     return ax
 
 
-def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int) -> Axes:
-    """MoVE val BPB against slots M at one depth (every seed a dot, the seed mean a line), with
-    the standard and LaVE runs at that depth as horizontal reference lines."""
+def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float) -> Axes:
+    """MoVE val BPB against slots M at one depth: seed means with +-1 seed std bars where a
+    slot count has seeds (filled), single seeds hollow; the standard model's mean as a dashed
+    line inside a band of +-1 seed std (its own seeds, else `pooled_std`, hatched), and
+    LaVE x1/x2 as dotted lines. The legend is the figure's (`fig_memory_decoupling`)."""
     runs = main_rows(df, all_seeds=True).query("depth == @depth")
     move = runs[runs["value_path"] == "move"]
     if move.empty:
         return note(ax, f"d{depth}: no MoVE runs yet")
     colors = label_colors(label_order(runs["path_label"]))
-    means = move.groupby("slots")["val_bpb"].mean()
-    ax.plot(means.index, means.to_numpy(), color="0.5", lw=1, label="MoVE (seed mean)")
-    ax.scatter(move["slots"], move["val_bpb"], s=14, c=[colors[label] for label in
-                                                          move["path_label"]], zorder=3)
-    for label in ("standard", "LaVE x1", "LaVE x2"):
+    cells = move.groupby("slots").agg(label=("path_label", "first"), mean=("val_bpb", "mean"),
+                                      std=("val_bpb", "std"), n=("val_bpb", "size"))
+    ax.plot(cells.index, cells["mean"], color="0.5", lw=1, zorder=2)
+    for slots, cell in cells.iterrows():
+        color = colors[cell["label"]]
+        if cell["n"] > 1:
+            ax.errorbar(slots, cell["mean"], yerr=cell["std"], fmt="o", ms=5, color=color,
+                        capsize=2, lw=1, zorder=3)
+        else:
+            ax.scatter(slots, cell["mean"], s=30, zorder=3, **hollow(color))
+    drawn = list(cells["mean"] + cells["std"].fillna(0)) + list(cells["mean"] -
+                                                                 cells["std"].fillna(0))
+    standard = runs.loc[runs["path_label"] == "standard", "val_bpb"]
+    if len(standard):
+        own = len(standard) > 1
+        spread = standard.std() if own else pooled_std
+        ax.axhline(standard.mean(), color=colors["standard"], lw=1, ls="--")
+        if np.isfinite(spread):
+            ax.axhspan(standard.mean() - spread, standard.mean() + spread, color="0.5",
+                       alpha=0.15 if own else 0.08, hatch=None if own else "///", lw=0)
+            drawn += [standard.mean() - spread, standard.mean() + spread]
+    for label in ("LaVE x1", "LaVE x2"):
         bpb = runs.loc[runs["path_label"] == label, "val_bpb"]
         if len(bpb):
-            ax.axhline(bpb.mean(), color=colors[label], lw=1, ls="--" if label == "standard"
-                       else ":", label=label + (f" (mean of {len(bpb)})" if len(bpb) > 1 else ""))
+            ax.axhline(bpb.mean(), color=colors[label], lw=1, ls=":")
+            drawn.append(bpb.mean())
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="MoVE slots M", ylabel="val BPB", title=f"depth {depth}")
-    ax.legend(fontsize="x-small")
+    seeds = runs["seed"].nunique()
+    ax.set(xlabel="MoVE slots M", ylabel="val BPB",
+           title=f"depth {depth} ({seeds} seed{'s' if seeds > 1 else ''})")
+    limit_to(ax, drawn)
     return ax
 
 
-def plot_slot_gains(ax: Axes, gains: pd.DataFrame) -> Axes:
-    """BPB removed per doubling of slots at each depth, with its regression interval."""
+def plot_slot_gains(ax: Axes, gains: pd.DataFrame, pooled: dict | None = None) -> Axes:
+    """BPB removed per doubling of slots at each depth (seed-paired where there are seeds), with
+    its t interval, and the estimate `pooled` over depths (depth fixed effects) at the right."""
     rated = gains.dropna(subset=["gain_per_doubling"])
     if rated.empty:
         return note(ax, "no depth has MoVE runs at two slot counts yet")
+    ticks, names = list(rated["depth"]), [f"d{d}" for d in rated["depth"]]
     for row in rated.itertuples():
         draw_interval(ax, row.depth, row.gain_per_doubling, row.low, row.high, vertical=True,
-                      color="C3")
+                      color="C3", marker="o" if row.n_seeds > 1 else "s")
+    if pooled is not None and np.isfinite(pooled["gain_per_doubling"]):
+        at = rated["depth"].max() + 2
+        draw_interval(ax, at, pooled["gain_per_doubling"], pooled["low"], pooled["high"],
+                      vertical=True, color="0.1", marker="D")
+        ticks.append(at)
+        names.append(f"pooled\nd{pooled['depths'].replace('-', '-d')}")
     ax.axhline(0, color="0.2", lw=0.8)
-    ax.set(xlabel="depth", ylabel="BPB gained per doubling of M", xticks=rated["depth"],
-           title="slope of BPB on log2 M (95% t interval)")
+    ax.set_xticks(ticks, names)
+    ax.set(xlabel="depth", ylabel="BPB gained per doubling of M",
+           title="slope on log2 M, 95% t interval\n(circles: 3 seeds, paired; squares: 1 seed)")
+    return ax
+
+
+def plot_slot_gains_over_training(ax: Axes, over_training: pd.DataFrame) -> Axes:
+    """The gain per doubling of slots at each evaluation along training (x: fraction of the
+    run's tokens), a line per depth and the pooled estimate with its 95% band."""
+    if over_training.dropna(subset=["gain_per_doubling"]).empty:
+        return note(ax, "no curves with two slot counts yet")
+    depths = over_training.dropna(subset=["depth"])
+    palette = dict(zip(sorted(depths["depth"].unique()),
+                       sns.color_palette("crest", depths["depth"].nunique())))
+    for depth, rows in depths.groupby("depth"):
+        ax.plot(rows["fraction"], rows["gain_per_doubling"], "o-", ms=3, lw=1,
+                color=palette[depth], label=f"d{depth:g}")
+    pooled = over_training[over_training["depth"].isna()]
+    if len(pooled):
+        ax.fill_between(pooled["fraction"], pooled["low"], pooled["high"], color="0.1",
+                        alpha=0.12, lw=0)
+        ax.plot(pooled["fraction"], pooled["gain_per_doubling"], "D-", ms=4, lw=1.5,
+                color="0.1", label=pooled["scope"].iloc[0] + " (95% band)")
+    ax.axhline(0, color="0.2", lw=0.8)
+    ax.set(xlabel="fraction of training tokens seen", ylabel="BPB gained per doubling of M",
+           title="the same slope along training")
+    ax.legend(fontsize="xx-small", ncol=2)
     return ax
 
 
@@ -229,109 +334,164 @@ def plot_accounting(ax: Axes, table: pd.DataFrame, column: str, linestyle: str =
     return ax
 
 
-def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate) -> Axes:
-    """Standard runs' BPB against active parameters with the fitted dense law and its band;
-    the LaVE/MoVE runs at their own active parameters, for the vertical gap."""
-    runs = main_rows(df)
+def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=()) -> Axes:
+    """Standard runs' BPB (seed means) against active parameters with the fitted dense law (its
+    band unless `flags` say it is not identified) and the law without the deepest depth
+    (dotted); the LaVE/MoVE seed means at their own active parameters, for the vertical gap."""
+    table = exchange.table
+    runs = main_rows(df, all_seeds=True)
     if runs.empty:
         return note(ax, "no runs yet")
     labels = label_order(runs["path_label"])
     colors = label_colors(labels)
-    for label in labels:
-        points = runs[runs["path_label"] == label]
-        ax.scatter(points["params_active"], points["val_bpb"], s=16 if label == "standard"
-                   else 9, color=colors[label], zorder=3, label=label)
-    law = exchange.params_law
-    if law is not None:
-        x = _log_grid(runs["params_active"])
-        ax.plot(x, law.predict(x), color="0.1", lw=1, label=_law_label("dense law", law))
-        ax.fill_between(x, *prediction_band(law, x), color="0.5", alpha=0.15, lw=0)
+    standard = runs[runs["path_label"] == "standard"].groupby("depth").agg(
+        bpb=("val_bpb", "mean"), x=("params_active", "first"))
+    ax.scatter(standard["x"], standard["bpb"], s=22, color=colors["standard"], zorder=4,
+               label="standard (seed mean)")
+    for label in labels[1:]:
+        rows = table[table["path_label"] == label]
+        ax.scatter(rows["params_active"], rows["val_bpb"], s=9, color=colors[label], zorder=3,
+                   label=label)
+    described = []
+    for law, style_, name in ((exchange.params_law, "-", "solid"),
+                              (exchange.params_law_lodo, ":", "dotted, without deepest")):
+        if law is not None:
+            x = law_grid(standard["x"])
+            ax.plot(x, law.predict(x), color="0.1", lw=1, ls=style_)
+            described.append(_law_label(name, law, flags if style_ == "-" else ()))
+            if style_ == "-" and band_is_drawn(flags):
+                ax.fill_between(x, *prediction_band(law, x), color="0.5", alpha=0.15, lw=0)
     _log_x(ax, runs["params_active"], xlabel="active parameters N (matmul weights)",
            ylabel="val BPB",
-           title="dense law L(N) = E + A N^-alpha" if law else "too few standard runs to fit")
-    ax.legend(fontsize="x-small", ncol=2)
+           title="dense law L(N) = E + A N^-alpha\n" + "\n".join(described)
+           if exchange.params_law else "too few standard runs to fit")
+    ax.title.set_fontsize("small")
+    limit_to(ax, list(standard["bpb"]) + list(table["val_bpb"]))
+    ax.legend(fontsize="xx-small", ncol=2, loc="upper right")
     return ax
 
 
+_RATIO_TICKS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+_WIDE_RATIO_TICKS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
 def plot_exchange_gains(ax: Axes, exchange: ExchangeRate, quantity: str = "params") -> Axes:
-    """`quantity`_gain (dense equivalent / own - 1) per run and depth with bootstrap intervals;
-    below zero: worse than a dense model of the run's own size."""
+    """Dense equivalent / own `quantity` (params: active parameters; compute: training FLOPs)
+    per depth and label on a log axis labelled as % gain, with its 95% interval (law refits and
+    the model's seed noise); diamonds: seed means, circles: single seeds (hollow: extrapolated
+    beyond the standard runs); x: the point without the deepest standard depth."""
     table = exchange.table.dropna(subset=[f"{quantity}_gain"])
+    table = table[np.isfinite(table[f"{quantity}_gain"])]
     if table.empty:
-        return note(ax, "\n".join(exchange.notes) or "no LaVE/MoVE runs to rate yet")
+        return note(ax, "\n".join(exchange.notes[:-1]) or "no LaVE/MoVE runs to rate yet")
     labels = label_order(table["path_label"])
     colors = label_colors(labels)
-    offsets = dict(zip(labels, np.linspace(-0.6, 0.6, len(labels))))
+    offsets = dict(zip(labels, np.linspace(-0.7, 0.7, len(labels))))
+    drawn = [1.0]
     for label in labels:
         rows = table[table["path_label"] == label]
-        for i, (depth, gain, low, high) in enumerate(zip(
-                rows["depth"], *(100 * rows[f"{quantity}_gain{end}"] for end in ("", "_low",
-                                                                                 "_high")))):
-            draw_interval(ax, depth + offsets[label], gain, low, high, vertical=True,
-                          color=colors[label], label=label if i == 0 else None)
-    ax.axhline(0, color="0.2", lw=0.8)
-    what = "active params" if quantity == "params" else "train FLOPs/token"
-    ax.set(xlabel="depth", ylabel=f"% gain in dense-equivalent {what}",
-           xticks=sorted(table["depth"].unique()),
-           title=f"dense equivalent, in {what}")
-    ax.legend(fontsize="x-small", ncol=2)
+        ax.plot([], [], color=colors[label], lw=3, label=label)
+        for row in rows.itertuples():
+            at, color = row.depth + offsets[label], colors[label]
+            gain, low, high, lodo = (1 + getattr(row, f"{quantity}_gain{end}") for end in
+                                     ("", "_low", "_high", "_lodo"))
+            high = min(high, 1e3)  # an equivalent at the law's floor is infinite
+            ax.plot([at, at], [max(low, 1e-3), high], color=color, lw=1)
+            style_ = {"marker": "D" if row.n_seeds > 1 else "o", "s": 20, "zorder": 4}
+            ax.scatter(at, gain, **(hollow(color) if row.extrapolated else {"color": color}),
+                       **style_)
+            ax.scatter(at, lodo, marker="x", s=14, color=color, lw=0.8, zorder=4)
+            drawn += [gain, low, high, lodo]
+    ax.axhline(1, color="0.2", lw=0.8)
+    ax.set_yscale("log")
+    limit_to(ax, [d for d in drawn if np.isfinite(d) and d > 0], margin=0.04)
+    ticks = _RATIO_TICKS if np.ptp(np.log(ax.get_ylim())) < np.log(8) else _WIDE_RATIO_TICKS
+    ax.yaxis.set_major_locator(mpl.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda r, _: f"{100 * (r - 1):+.0f}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    what = "active params" if quantity == "params" else "training compute"
+    ax.set(xlabel="depth", ylabel=f"dense-equivalent {what}, gain over own",
+           xticks=sorted(table["depth"].unique()), title=f"in {what}")
+    for marker, extra, name in (("D", {"color": "0.4"}, "seed mean (3 seeds)"),
+                                ("o", {"color": "0.4"}, "one seed"),
+                                ("o", hollow("0.4"), "extrapolated"),
+                                ("x", {"color": "0.4"}, "law without deepest depth")):
+        ax.scatter([], [], marker=marker, s=20, label=name, **extra)
+    ax.legend(fontsize="xx-small", ncol=3, loc="lower left")
     return ax
 
 
 def plot_heldout(ax: Axes, selection: JointLawSelection) -> Axes:
-    """Held-out runs' BPB against log(1 + M), observed and as each joint form predicts it."""
+    """Held-out runs' BPB against log(1 + M), observed and as each joint form predicts it, with
+    the held-out RMSE of a law with no memory term for scale."""
     if not selection.scores:
         return note(ax, "joint law not compared: " + "; ".join(selection.notes))
     first = selection.predictions[selection.predictions["form"] == selection.scores[0].form]
     ax.scatter(np.log1p(first["slots"]), first["observed"], color="0.1", s=20, zorder=3,
-               label="observed")
+               label="observed (1 seed)")
     for i, score in enumerate(selection.scores):
         rows = selection.predictions[selection.predictions["form"] == score.form]
         ax.plot(np.log1p(rows["slots"]), rows["predicted"], "o--", ms=3, lw=1, color=f"C{i}",
                 label=f"{score.form}: RMSE {score.rmse:.4f}")
-    ax.set(xlabel="log(1 + M)  (M = 0: standard)", ylabel="val BPB",
-           title=f"held out: depth {selection.heldout_depth}, fitted on shallower depths")
+    ax.plot([], [], ls="", label=f"no memory term, L(N): RMSE {selection.memory_free_rmse:.4f}")
+    fitted = f"d{selection.heldout_depth} held out, fitted on shallower depths"
+    ax.set(xlabel="log(1 + M)  (M = 0: standard)", ylabel="val BPB", title=fitted)
+    limit_to(ax, list(selection.predictions["observed"])
+             + list(selection.predictions["predicted"]))
     ax.legend(fontsize="x-small")
     return ax
 
 
 def plot_variant_summary(ax: Axes, runs: pd.DataFrame) -> Axes:
     """val BPB per path label (one row each): every seed a dot; with several seeds, the mean
-    and its 95% t interval. A dashed line marks the standard model's mean."""
+    and its 95% t interval (diamond); a label with a single run a hollow circle named "(1 seed)".
+    A dashed line marks the standard model's mean."""
     if runs.empty:
         return note(ax, "no runs at this depth yet")
     labels = label_order(runs["path_label"])
     colors = label_colors(labels)
     noise = seed_summary(runs).set_index("path_label")
+    names = []
     for y, label in enumerate(labels):
         bpb = runs.loc[runs["path_label"] == label, "val_bpb"]
-        ax.scatter(bpb, np.full(len(bpb), y), s=14, color=colors[label], alpha=0.6, zorder=3)
         if label in noise.index:
+            ax.scatter(bpb, np.full(len(bpb), y), s=14, color=colors[label], alpha=0.6,
+                       zorder=3)
             row = noise.loc[label]
             draw_interval(ax, y, row["mean"], row["low"], row["high"], color=colors[label],
                           marker="D")
+            names.append(f"{label} ({len(bpb)} seeds)")
+        else:
+            ax.scatter(bpb, np.full(len(bpb), y), s=30, zorder=3, **hollow(colors[label]))
+            names.append(f"{label} (1 seed)")
     if "standard" in labels:
         ax.axvline(runs.loc[runs["path_label"] == "standard", "val_bpb"].mean(), color="0.2",
                    lw=0.8, ls="--")
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), names)
     ax.invert_yaxis()
-    ax.set(xlabel="val BPB (dots: seeds; diamonds: mean, 95% t interval)")
+    ax.set(xlabel="val BPB (dots: seeds; diamonds: mean, 95% t interval;\nhollow: one seed)")
     return ax
 
 
 def plot_seed_differences(ax: Axes, comparison: pd.DataFrame) -> Axes:
-    """Mean BPB difference to standard (Welch 95% interval, p) per depth and path label."""
+    """Mean BPB difference to the reference per depth and label (`compare_to_standard`): the
+    95% t interval (paired by seed where the arms share seeds), raw and Holm-adjusted p, and in
+    grey the smallest difference detectable at 80% power, on either side of zero."""
     tested = comparison.dropna(subset=["low"])
     if tested.empty:
         return note(ax, "no depth has 2+ seeds of standard and a variant yet")
     colors = label_colors(label_order(tested["path_label"]))
     rows = list(tested.itertuples())
     for y, row in enumerate(rows):
+        ax.plot([-row.detectable, row.detectable], [y, y], color="0.8", lw=6,
+                solid_capstyle="butt", zorder=1)
         draw_interval(ax, y, row.difference, row.low, row.high, color=colors[row.path_label])
     ax.axvline(0, color="0.2", lw=0.8)
-    ax.set_yticks(range(len(rows)), [f"d{r.depth} {r.path_label} (p={r.p:.2g})" for r in rows])
+    ax.set_yticks(range(len(rows)), [f"d{r.depth} {r.path_label} ({r.test}, n={r.n})\n"
+                                     f"p={r.p:.2g}, Holm {r.p_holm:.2g}" for r in rows])
     ax.invert_yaxis()
-    ax.set(xlabel="val BPB minus standard (Welch 95% interval)")
+    ax.set(xlabel="val BPB minus standard, 95% interval\n(grey: +-smallest detectable, "
+                  "80% power)")
     return ax
 
 
@@ -391,32 +551,50 @@ def plot_metric_vs_compute(ax: Axes, df: pd.DataFrame, column: str,
                 label=label)
         repeats = runs[(runs["path_label"] == label) & runs["in_seeds"] & (runs["seed"] != 0)]
         ax.scatter(repeats["train_flops"], repeats[column], s=9, color=colors[label], alpha=0.6)
-    _log_x(ax, runs["train_flops"], xlabel=f"training FLOPs ({FLOPS_CONVENTION})",
+    _log_x(ax, runs["train_flops"], xlabel="training FLOPs",
            ylabel=ylabel or IMAGE_METRICS.get(column, column))
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="x-small", title="lines: seed 0; small dots: seeds 1-2",
+              title_fontsize="xx-small")
     return ax
 
 
 def plot_metric_vs_slots(ax: Axes, df: pd.DataFrame, column: str,
                          ylabel: str | None = None) -> Axes:
-    """An image metric of MoVE runs against slots M, a line per depth (seed means, every seed a
-    dot), with each depth's standard run as a dashed line in the same colour."""
+    """An image metric of MoVE runs minus the standard run's at the same depth, against slots
+    M, a line per depth (seed means: filled with +-1 seed std bars; single seeds hollow), and the
+    standard's own seed spread as a band where it has seeds. Differences, not levels, so the
+    shallowest depth does not set the scale of the others."""
     runs = main_rows(df.dropna(subset=[column]), all_seeds=True)
     move = runs[runs["value_path"] == "move"]
     if move.empty:
         return note(ax, f"no MoVE runs with {column} yet")
-    depths = sorted(runs["depth"].unique())
+    depths = sorted(move["depth"].unique())
     palette = dict(zip(depths, sns.color_palette("crest", len(depths))))
+    drawn = [0.0]
     for depth in depths:
-        at = move[move["depth"] == depth]
-        means = at.groupby("slots")[column].mean()
-        ax.plot(means.index, means.to_numpy(), "-", lw=1, color=palette[depth], label=f"d{depth}")
-        ax.scatter(at["slots"], at[column], s=12, color=palette[depth], zorder=3)
         standard = runs[(runs["depth"] == depth) & (runs["path_label"] == "standard")][column]
-        if len(standard):
-            ax.axhline(standard.mean(), color=palette[depth], lw=0.8, ls="--")
+        if standard.empty:
+            continue
+        cells = move[move["depth"] == depth].groupby("slots")[column].agg(["mean", "std",
+                                                                            "size"])
+        difference = cells["mean"] - standard.mean()
+        ax.plot(cells.index, difference, "-", lw=1, color=palette[depth], label=f"d{depth}")
+        for slots, cell in cells.iterrows():
+            if cell["size"] > 1:
+                ax.errorbar(slots, difference[slots], yerr=cell["std"], fmt="o", ms=4,
+                            capsize=2, lw=1, color=palette[depth], zorder=3)
+            else:
+                ax.scatter(slots, difference[slots], s=18, zorder=3, **hollow(palette[depth]))
+        drawn += list(difference + cells["std"].fillna(0)) + list(difference -
+                                                                   cells["std"].fillna(0))
+        if len(standard) > 1:
+            ax.axhspan(-standard.std(), standard.std(), color=palette[depth], alpha=0.15, lw=0,
+                       label=f"d{depth} standard, +-1 seed std")
+    ax.axhline(0, color="0.2", lw=0.8)
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="MoVE slots M", ylabel=ylabel or IMAGE_METRICS.get(column, column),
-           title="MoVE by slots (dashed: standard at that depth)")
-    ax.legend(fontsize="x-small")
+    name = ylabel or IMAGE_METRICS.get(column, column)
+    ax.set(xlabel="MoVE slots M", ylabel=f"{name.split(' (')[0]}\nminus standard, same depth",
+           title="MoVE by slots (hollow: one seed)")
+    limit_to(ax, drawn)
+    ax.legend(fontsize="xx-small", ncol=2)
     return ax

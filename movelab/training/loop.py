@@ -36,6 +36,7 @@ from movelab.training import device as chosen_device
 from movelab.training import claim, distributed, record
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
+from movelab.training.trackers import open_trackers
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
 MODEL = "model.pt"  # final weights
@@ -144,14 +145,16 @@ def _gib(n: int) -> str:
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
           progress: bool | None = None, cache_dir: Path | None = None, device: str = "auto",
-          compile: bool = False, memory_check: bool = True) -> dict:
+          compile: bool = False, memory_check: bool = True,
+          trackers: tuple[str, ...] = ()) -> dict:
     """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
     torchrun, every rank calls this with the same arguments: the ranks split each global batch
     (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
     alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
     cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
     torch.compile (validation and sampling stay eager). `memory_check`: refuse a run that
-    cannot fit in free memory (check_memory).
+    cannot fit in free memory (check_memory). `trackers`: also log the curve rows to these
+    (movelab.training.trackers).
 
     Rank 0 claims `out_dir` (movelab.training.claim) for as long as it runs; nothing in it
     changes before every check has passed (config, memory, data, checkpoint). SIGINT and
@@ -163,7 +166,8 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
         if memory_check:
             check_memory(run, distributed.device())
         with _claimed(Path(out_dir)) as out:
-            return _train(run, out, resume, force, progress, cache_dir, compile, signals)
+            return _train(run, out, resume, force, progress, cache_dir, compile, signals,
+                          trackers)
 
 
 @contextlib.contextmanager
@@ -243,7 +247,8 @@ class _Signals:
 
 
 def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: bool | None,
-           cache_dir: Path | None, compile: bool, signals: _Signals) -> dict:
+           cache_dir: Path | None, compile: bool, signals: _Signals,
+           trackers: tuple[str, ...] = ()) -> dict:
     """The run as a state machine. Its state (weights, optimizer moments, the data generator,
     the step, the curve, the train losses since the last evaluation) changes only inside
     critical sections, at two kinds of transition: a training step (batch drawn, update made,
@@ -345,6 +350,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         stepper = torch.compile(stepper)
     bar = tqdm(total=total_steps, initial=state["step"], unit="step",
                disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
+    tracking = open_trackers(trackers, out_dir, run, active=not quiet)
     session_start, session_start_step = time.perf_counter(), state["step"]
     last_checkpoint, wall_before = session_start, state["wall_seconds"]
 
@@ -367,6 +373,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                         "val_loss": val_loss, metric: val_metric})
                     if found is not None:
                         state["curve"][-1].update(diagnostics.curve_fields(found))
+                    tracking.log(state["curve"][-1])
                     state["train_losses"] = []
                     _report(bar, cfg.label, state, metric, total_steps, tokens_per_step,
                             (state["step"] - session_start_step) * tokens_per_step / max(
@@ -405,17 +412,20 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     except KeyboardInterrupt:
         signals.stopping = True
         checkpoint()  # every moment a KeyboardInterrupt can come is a consistent state
+        tracking.close()
         raise Interrupted(f"stopped at step {state['step']} of {total_steps}; continue with the "
                           f"same command plus --resume (out: {out_dir})") from None
     finally:
         bar.close()
 
     try:
-        return _finish(run, out_dir, model, data, state, costs, metric, val_y, device, compile,
-                       quiet, memory_diagnostics())
+        result = _finish(run, out_dir, model, data, state, costs, metric, val_y, device, compile,
+                         quiet, memory_diagnostics())
     except KeyboardInterrupt:
         raise Interrupted(f"stopped while writing the record of {out_dir} (training is done); "
                           "the same command plus --resume finishes it") from None
+    tracking.close(out_dir)
+    return result
 
 
 def _report(bar, label: str, state: dict, metric: str, total_steps: int, tokens_per_step: int,
