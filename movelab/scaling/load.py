@@ -35,9 +35,12 @@ REQUIRED_COLUMNS = ("groups", "variant", "value_path", "depth", "width", "slots"
                     "flops_per_token_train", "train_flops", "val_bpb")
 # Read as text even when they look like numbers (a hash of digits, "1e5..." ids).
 TEXT_COLUMNS = ("run_id", "task", "groups", "variant", "label", "value_path", "git_commit",
-                "torch_version", "corpus", "corpus_hash", "device", "precision")
+                "torch_version", "corpus", "corpus_hash", "device", "precision", "recipe")
 FLOAT_COLUMNS = ("density", "epochs", "val_bpb", "val_bpb_best", "val_loss", "train_loss",
                  "wall_seconds", "tokens_per_second",
+                 # memory runs' diagnostics, empty (NaN) on other rows
+                 "slot_effective_count", "g0_mean", "gate_std_across_slots",
+                 "gate_std_across_tokens",
                  # image runs only, empty (NaN) on text rows
                  "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
 BOOL_COLUMNS = ("gate_standard", "git_dirty")
