@@ -111,5 +111,6 @@ def test_random_kills_resume_to_the_uninterrupted_run(corpus, cache, tmp_path):
     if not (out / "result.json").exists():
         assert train(out, "none", 0, 0, "--resume") == 0
     same_run(out, tmp_path / "straight")
-    assert sorted(p.name for p in out.iterdir()) == ["curve.csv", "result.json", "run.json"], \
+    assert sorted(p.name for p in out.iterdir()) == ["curve.csv", "model.pt", "result.json",
+                                                   "run.json"], \
         f"seed {seed}, kills {landed}: left behind {sorted(p.name for p in out.iterdir())}"
