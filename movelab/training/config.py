@@ -10,6 +10,7 @@ from movelab.config import ConfigError, DictConfig, ModelConfig, config_hash, re
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+MEMORY_UPDATES = ("dense", "lazy")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
@@ -55,6 +56,11 @@ class TrainConfig(DictConfig):
     val_fraction: float = recipe_field(0.08)            # share of a text corpus's documents
     eval_batch: int | None = recipe_field(None)         # validation windows per forward; None:
                                                         # the data's own (16 text, 500 image)
+    # how the memory (LaVE tables, MoVE bank) is updated: "dense", AdamW over every row each step
+    # (moments of unseen rows decay and keep moving them); "lazy", a row-sparse gradient and
+    # torch's SparseAdam on the rows the batch touched only (which also adds eps to sqrt(v)
+    # before the bias correction, AdamW after it; research log 2026-12-01)
+    memory_update: str = recipe_field("dense")
 
     def __post_init__(self):
         horizons = [h for h in (self.tokens, self.tokens_per_param, self.flops) if h is not None]
@@ -81,6 +87,9 @@ class TrainConfig(DictConfig):
             raise ConfigError("lr_reference_width must be a positive whole number")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.memory_update not in MEMORY_UPDATES:
+            raise ConfigError(f"unknown --memory-update {self.memory_update!r}; choose one of "
+                              f"{', '.join(MEMORY_UPDATES)}")
         if self.eval_batch is not None and self.eval_batch < 1:
             raise ConfigError("--eval-batch must be at least 1")
 

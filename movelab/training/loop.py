@@ -34,7 +34,7 @@ from movelab.model import GPT
 from movelab.training import device as chosen_device
 from movelab.training import distributed, record
 from movelab.training.config import RunConfig
-from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
+from movelab.training.optim import build_optimizers, clip_gradients, lr_multiplier, set_lr
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
 MODEL = "model.pt"  # final weights
@@ -116,9 +116,20 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
     alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
     cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
     torch.compile (validation and sampling stay eager)."""
+    check_memory_update(run, compile)
     with distributed.process_group(), _sigterm_as_interrupt():
         chosen_device.choose(device)
         return _train(run, Path(out_dir), resume, force, progress, cache_dir, compile)
+
+
+def check_memory_update(run: RunConfig, compile: bool) -> None:
+    """The lazy memory update's row-sparse gradients run eager and in one process: inductor
+    cannot compile sparse tensors, and data parallelism over them is untested."""
+    if run.train.memory_update == "lazy" and (compile or distributed.launched_world_size() > 1):
+        raise ConfigError("--memory-update lazy trains eager and in one process (torch.compile "
+                          "cannot compile its row-sparse gradients, and data parallelism over "
+                          "them is untested); drop --compile and torchrun, or use "
+                          "--memory-update dense")
 
 
 @contextlib.contextmanager
@@ -230,7 +241,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                        f"{state['curve'][-1]['step']}); " if state["curve"] else "")
                     + "lower --lr / --embedding-lr or raise --warmup-frac and start over (--force)")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            clip_gradients(model.parameters(), tcfg.grad_clip)
             for optimizer in optimizers:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
