@@ -43,7 +43,7 @@ from movelab.sweep import parse_variant
 from movelab.training.config import TrainConfig
 from movelab.training.device import autocast, precision
 from movelab.training.device import choose as choose_device
-from movelab.training.optim import build_optimizers
+from movelab.training.optim import build_optimizers, clip_gradients
 
 DEFAULT_PRESETS = ("cpu-d4", "cpu-d8")
 DEFAULT_VARIANTS = ("standard", "lave x1", "lave x2", "move x1", "move x2", "move x4", "move x8")
@@ -180,7 +180,7 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
         t1 = _clock(device)
         loss.backward()
         t2 = _clock(device)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_gradients(model.parameters(), grad_clip)
         for optimizer in optimizers:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -175,14 +175,14 @@ TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "o
                "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
                "grad_clip", "evals", "seed", "eval_split", "memory_lr_scaling", "router_lr",
                "adam_beta1", "adam_beta2", "adam_eps", "lr_reference_width", "val_fraction",
-               "eval_batch")
+               "eval_batch", "memory_update")
 IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
                "fid_samples")
 DEFAULT_TOKENS = 1_000_000
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from movelab.training.config import (EVAL_SPLITS, MEMORY_LR_SCALINGS, OPTIMIZERS,
+    from movelab.training.config import (EVAL_SPLITS, MEMORY_LR_SCALINGS, MEMORY_UPDATES, OPTIMIZERS,
                                          ImageConfig, TrainConfig)
 
     d = TrainConfig(tokens=1)
@@ -219,6 +219,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-lr-scaling", choices=MEMORY_LR_SCALINGS,
                    help="memory learning rate over M slots: x1 (constant, default), x1/sqrt(M) "
                         "(inv_sqrt) or x1/M (inv)")
+    g.add_argument("--memory-update", choices=MEMORY_UPDATES,
+                   help="dense (default): AdamW steps every memory row each step; lazy: "
+                        "row-sparse gradients and SparseAdam on the rows a batch touches "
+                        "(eager, one process)")
     g.add_argument("--router-lr", type=float,
                    help="move routers' learning rate (default: the --lr rule's, as gates and norms)")
     g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")

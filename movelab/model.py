@@ -338,6 +338,13 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.float().view(B * T, -1), targets.reshape(-1),
                                ignore_index=-1, reduction=reduction)
 
+    def use_sparse_memory_gradients(self) -> None:
+        """Let the memory's lookups (MoVE bank, LaVE tables) produce row-sparse gradients: only
+        the rows of the batch's token ids, no dense (V, ...) tensor (for a lazy optimizer)."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding) and module is not self.embed:
+                module.sparse = True
+
     # ---------------------------------------------------------------- accounting
     def parameter_group(self, name: str) -> str:
         """The accounting group of a parameter, by where it lives in the module tree."""

@@ -11,6 +11,7 @@ from movelab.config import (ConfigError, DictConfig, ModelConfig, check_number, 
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
+MEMORY_UPDATES = ("dense", "lazy")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
 EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
@@ -75,6 +76,11 @@ class TrainConfig(DictConfig):
     # what the validation passes score: "dev" (the validation split of every corpus: for every
     # choice) or "test" (corpora with a held-out test split, e.g. prose: for claims)
     eval_split: str = recipe_field("dev")
+    # how the memory (LaVE tables, MoVE bank) is updated: "dense", AdamW over every row each step
+    # (moments of unseen rows decay and keep moving them); "lazy", a row-sparse gradient and
+    # torch's SparseAdam on the rows the batch touched only (which also adds eps to sqrt(v)
+    # before the bias correction, AdamW after it; research log 2026-12-01)
+    memory_update: str = recipe_field("dense")
 
     def __post_init__(self):
         if not isinstance(self.corpus, str) or not self.corpus:
@@ -95,6 +101,9 @@ class TrainConfig(DictConfig):
         if self.memory_lr_scaling not in MEMORY_LR_SCALINGS:
             raise ConfigError(f"unknown --memory-lr-scaling {self.memory_lr_scaling!r}; choose "
                               f"one of {', '.join(MEMORY_LR_SCALINGS)}")
+        if self.memory_update not in MEMORY_UPDATES:
+            raise ConfigError(f"unknown --memory-update {self.memory_update!r}; choose one of "
+                              f"{', '.join(MEMORY_UPDATES)}")
 
     def memory_lr_for(self, model: ModelConfig) -> float:
         """The memory's learning rate for this model's slot count (memory_lr_scaling)."""

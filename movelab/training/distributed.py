@@ -38,6 +38,11 @@ def process_group():
         dist.destroy_process_group()
 
 
+def launched_world_size() -> int:
+    """The processes torchrun launched (its WORLD_SIZE), known before the group is joined."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 

@@ -35,7 +35,7 @@ from movelab.model import GPT
 from movelab.training import device as chosen_device
 from movelab.training import claim, distributed, record
 from movelab.training.config import RunConfig
-from movelab.training.optim import build_optimizers, lr_multiplier, set_lr
+from movelab.training.optim import build_optimizers, clip_gradients, lr_multiplier, set_lr
 from movelab.training.trackers import open_trackers
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
@@ -160,6 +160,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
     changes before every check has passed (config, memory, data, checkpoint). SIGINT and
     SIGTERM stop the run at a consistent state, which is checkpointed: --resume continues it
     and ends exactly as an uninterrupted run (docs/guarantees.md)."""
+    check_memory_update(run, compile)
     signals = _Signals()
     with distributed.process_group(), signals.installed():
         chosen_device.choose(device)
@@ -168,6 +169,16 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
         with _claimed(Path(out_dir)) as out:
             return _train(run, out, resume, force, progress, cache_dir, compile, signals,
                           trackers)
+
+
+def check_memory_update(run: RunConfig, compile: bool) -> None:
+    """The lazy memory update's row-sparse gradients run eager and in one process: inductor
+    cannot compile sparse tensors, and data parallelism over them is untested."""
+    if run.train.memory_update == "lazy" and (compile or distributed.launched_world_size() > 1):
+        raise ConfigError("--memory-update lazy trains eager and in one process (torch.compile "
+                          "cannot compile its row-sparse gradients, and data parallelism over "
+                          "them is untested); drop --compile and torchrun, or use "
+                          "--memory-update dense")
 
 
 @contextlib.contextmanager
@@ -395,7 +406,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                     + (f"; {out_dir / record.CHECKPOINT} (step {saved_step}, finite weights) "
                        "is kept" if saved_step is not None and not quiet else ""))
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            clip_gradients(model.parameters(), tcfg.grad_clip)
             with signals.critical():
                 for optimizer in optimizers:
                     optimizer.step()
