@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from movelab.config import ModelConfig
+from movelab.config import LADDERS, ModelConfig, build_config
 
 PARAM_GROUPS = ("token_embedding", "output_head", "transformer_matrices", "gates_routers",
                 "lave_tables", "move_bank", "norms_scalars")
@@ -146,3 +146,26 @@ def training_memory(cfg: ModelConfig, batch_size: int, *, optimizer: str = "adam
                           gradients=BYTES_FP32 * costs.params_total,
                           optimizer=BYTES_FP32 * moments,
                           activations=tokens * per_token * activation_bytes + logits)
+
+
+# the value paths and densities the ladder tables list at every rung
+LADDER_VARIANTS = [("standard", None), ("lave", 1), ("lave", 2),
+                   ("move", 1), ("move", 2), ("move", 4), ("move", 8), ("move", 16), ("move", 32)]
+
+
+def costs_record(cfg: ModelConfig) -> dict:
+    """The JSON face of a config's accounting (what `movelab flops --json` prints)."""
+    return {"label": cfg.label, "config": cfg.to_dict(), **analytic_costs(cfg).to_dict()}
+
+
+def ladder_records(ladders: list[str]) -> list[dict]:
+    """costs_record of every rung of the named ladders x LADDER_VARIANTS, with its preset
+    (`movelab flops --ladder`, the accounting figure and notebook 01)."""
+    records = []
+    for ladder in ladders:
+        for depth in LADDERS[ladder].depths:
+            for path, density in LADDER_VARIANTS:
+                cfg = build_config(LADDERS[ladder].preset_name(depth), value_path=path,
+                                   density=density)
+                records.append(costs_record(cfg) | {"preset": LADDERS[ladder].preset_name(depth)})
+    return records

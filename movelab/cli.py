@@ -12,13 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from movelab.accounting import analytic_costs
+from movelab.accounting import costs_record, ladder_records
 from movelab.config import (BANK_INITS, LADDERS, PRESETS, RECIPE_FIELDS, VALUE_PATHS, ConfigError,
                             ModelConfig, build_config)
-
-LADDER_VARIANTS = [("standard", None), ("lave", 1), ("lave", 2),
-                   ("move", 1), ("move", 2), ("move", 4), ("move", 8), ("move", 16), ("move", 32)]
-
 
 class UsageError(Exception):
     """Raised for input that cannot work; main() prints it as one line and exits 2."""
@@ -94,11 +90,6 @@ def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
                         gate_standard=args.gate_standard, **recipe)
 
 
-def costs_record(cfg: ModelConfig) -> dict:
-    """The JSON face of a config's accounting (what `movelab flops --json` prints)."""
-    return {"label": cfg.label, "config": cfg.to_dict(), **analytic_costs(cfg).to_dict()}
-
-
 def _si(x: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= scale:
@@ -125,17 +116,6 @@ def format_costs(record: dict) -> str:
               f"  {'bytes gathered, tables+bank (fp32)':<36}{record['bytes_gathered_per_token']:>16,}",
               f"  {'bytes gathered, input embedding':<36}{record['bytes_embedding_per_token']:>16,}"]
     return "\n".join(lines)
-
-
-def ladder_records(ladders: list[str]) -> list[dict]:
-    records = []
-    for ladder in ladders:
-        for depth in LADDERS[ladder].depths:
-            for path, density in LADDER_VARIANTS:
-                cfg = build_config(LADDERS[ladder].preset_name(depth), value_path=path,
-                                   density=density)
-                records.append(costs_record(cfg) | {"preset": LADDERS[ladder].preset_name(depth)})
-    return records
 
 
 def format_ladder(records: list[dict]) -> str:
@@ -377,7 +357,7 @@ def result_summary(result: dict) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from movelab import diagnostics
+    from movelab import diagnostics, inspection
 
     path = args.run_dir / "result.json"
     try:
@@ -395,7 +375,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 
             torch.set_num_threads(args.threads)
         try:
-            found = diagnostics.inspect_run(args.run_dir, args.cache_dir)
+            found = inspection.inspect_run(args.run_dir, args.cache_dir)
         except ValueError as err:
             raise UsageError(str(err)) from None
         source = "recomputed from model.pt"

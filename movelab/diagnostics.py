@@ -216,28 +216,6 @@ def curve_fields(diagnostics: dict) -> dict:
     return fields
 
 
-def inspect_run(run_dir, cache_dir=None) -> dict:
-    """Recompute every diagnostic of a finished run from its model.pt (and its data, from the
-    cache): what `movelab inspect --recompute` prints."""
-    import json
-    from pathlib import Path
-
-    from movelab.training.config import RunConfig
-    from movelab.training.loop import MODEL, prepare_data
-
-    run_dir = Path(run_dir)
-    result = json.loads((run_dir / "result.json").read_text())
-    run = RunConfig.from_dict(result["config"])
-    if run.task != "text":
-        raise ValueError(f"{run_dir} is an image run; the memory diagnostics cover text runs")
-    model = GPT(run.model)
-    model.load_state_dict(torch.load(run_dir / MODEL, map_location="cpu", weights_only=True))
-    data = prepare_data(run, cache_dir)
-    counts = training_counts(data) * (result["tokens_seen"] / data.epoch_tokens)
-    x, y = data.val_windows(run.model.seq_len, DIAGNOSTIC_WINDOWS)
-    return memory_diagnostics(model, initial_memory_rows(run), data, counts, x, y)
-
-
 def format_diagnostics(label: str, diagnostics: dict) -> str:
     """The diagnostics as the text `movelab inspect` prints."""
     def num(x, spec=".4f"):

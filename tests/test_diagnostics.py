@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from movelab import diagnostics
+from movelab import diagnostics, inspection
 from movelab.cli import main
 from movelab.config import build_config
 from movelab.model import GPT
@@ -87,7 +87,7 @@ def test_a_tiny_move_run_records_the_diagnostics(tmp_path, capsys):
     assert len(curve) == 2 and set(diagnostics.CURVE_COLUMNS) <= set(curve[0])
     assert float(curve[-1]["slot_effective_count"]) == pytest.approx(found["slot_effective_count"])
     # the weights are kept, and `inspect` recomputes the same numbers from them
-    assert diagnostics.inspect_run(tmp_path)["slot_effective_count"] == pytest.approx(
+    assert inspection.inspect_run(tmp_path)["slot_effective_count"] == pytest.approx(
         found["slot_effective_count"])
     # `movelab inspect` prints them; a folder without a run is one line and exit status 2
     assert main(["inspect", str(tmp_path)]) == 0

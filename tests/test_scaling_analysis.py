@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from movelab.cli import ladder_records
+from movelab.accounting import ladder_records
 from movelab.scaling.analysis import (accounting_table, blocked_slope, chinchilla_reproduction,
                                       compare_to_standard, exchange_rate, fit_compute_laws, holm,
                                       law_flags, paired_difference, pooled_slot_gain,

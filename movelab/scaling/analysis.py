@@ -76,7 +76,7 @@ def prediction_band(fit: PowerLawFit, x, level: float = LEVEL) -> tuple[np.ndarr
 # --- accounting -----------------------------------------------------------------------------
 
 def accounting_table(records: list[dict]) -> pd.DataFrame:
-    """`movelab.cli.ladder_records` as a table: per preset and value path, parameters (total,
+    """`movelab.accounting.ladder_records` as a table: per preset and value path, parameters (total,
     memory = LaVE tables + MoVE bank, active = matmul weights), train FLOPs per token (6 x active
     + 12 L d_kv T), bytes gathered per token, and total params and FLOPs relative to the standard
     model of the same preset."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from movelab.cli import ladder_records
+from movelab.accounting import ladder_records
 from movelab.scaling import plot
 from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
                                       compare_to_standard, depths_within_epochs, exchange_rate,

@@ -1,0 +1,32 @@
+"""`movelab inspect --recompute`: every slot diagnostic of a finished text run, recomputed from
+its saved weights (model.pt) and its data. It sits above the training loop, whose data
+preparation and file names it uses; movelab.diagnostics holds the measures themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from movelab import diagnostics
+from movelab.model import GPT
+from movelab.training.config import RunConfig
+from movelab.training.loop import MODEL, prepare_data
+
+
+def inspect_run(run_dir, cache_dir=None) -> dict:
+    """Recompute every diagnostic of a finished run from its model.pt (and its data, from the
+    cache): what `movelab inspect --recompute` prints."""
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    run = RunConfig.from_dict(result["config"])
+    if run.task != "text":
+        raise ValueError(f"{run_dir} is an image run; the memory diagnostics cover text runs")
+    model = GPT(run.model)
+    model.load_state_dict(torch.load(run_dir / MODEL, map_location="cpu", weights_only=True))
+    data = prepare_data(run, cache_dir)
+    counts = diagnostics.training_counts(data) * (result["tokens_seen"] / data.epoch_tokens)
+    x, y = data.val_windows(run.model.seq_len, diagnostics.DIAGNOSTIC_WINDOWS)
+    return diagnostics.memory_diagnostics(model, diagnostics.initial_memory_rows(run), data,
+                                          counts, x, y)
