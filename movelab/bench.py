@@ -10,7 +10,7 @@ standard model are taken within each round (paired), so a load that drifts betwe
 the spread, not the ratio's median. Alongside:
 
   tokens/s     batch x seq_len / median step time
-  MFU          analytic training FLOPs per token (SPEC: 6 x active + 12 L d_kv T) x tokens/s,
+  MFU          analytic training FLOPs per token (docs/design.md: 6 x active + 12 L d_kv T) x tokens/s,
                over a matmul peak measured in the same run (best of several square fp32
                matmuls, same device and thread count), at the start of every round; when the
                peak varies by more than IDLE_TOLERANCE across rounds the table says the machine

@@ -1,7 +1,7 @@
 """Model configuration: one dataclass, the depth dial and the named presets of both ladders.
 
 A config is validated and *resolved* when it is built: LaVE and MoVE densities get their
-defaults, MoVE's slot count M is derived from the density (M = k * L / 2, SPEC) or the density
+defaults, MoVE's slot count M is derived from the density (M = k * L / 2, docs/design.md) or the density
 from an explicit M, so two configs that describe the same model compare (and hash) equal.
 """
 

@@ -1,4 +1,4 @@
-"""A compact GPT with three value paths: standard, LaVE and MoVE (see ../shared/SPEC.md).
+"""A compact GPT with three value paths: standard, LaVE and MoVE (docs/design.md).
 
 Backbone: pre-norm RMSNorm, rotary position embeddings, QK-norm, ReLU^2 MLP of 4x width,
 untied embedding and head, no biases, causal scaled-dot-product attention.
@@ -44,7 +44,7 @@ def apply_rotary(x, cos, sin):
 
 
 def value_embedding_init_(weight: torch.Tensor, width: int, slots: int = 1):
-    """Tables and bank: uniform in +-sqrt(3)/sqrt(d), i.e. std 1/sqrt(d) (SPEC); with `slots`
+    """Tables and bank: uniform in +-sqrt(3)/sqrt(d), i.e. std 1/sqrt(d) (docs/design.md); with `slots`
     M, std 1/sqrt(d M) (ModelConfig.bank_init "width_slots")."""
     bound = math.sqrt(3.0) / math.sqrt(width * slots)
     nn.init.uniform_(weight, -bound, bound)
@@ -104,7 +104,7 @@ class BankValues:
 
     values: (B, T, H, M, D), heads outside slots, so that a layer's mix sum_i g_i E_i is one
     batched (1 x M) @ (M x D) matmul per token and head, with no copy per layer. Its FLOPs
-    (2 M d_kv a layer) are outside SPEC's 6N convention and are reported on their own.
+    (2 M d_kv a layer) are outside the 6N convention (docs/design.md) and are reported on their own.
 
     With `pending` (training), the bank's gradient is left out of each layer's backward: every
     layer's gradient into the bank is an outer product g_l dy_l^T of size M x D per token and
@@ -187,7 +187,7 @@ class Attention(nn.Module):
         if self.value_mix is not None:
             v = self.value_mix(h, v, tokens, bank_values)
         mask = None  # causal over the T positions given
-        if cache is not None:  # the mixed value is what enters the cache (SPEC)
+        if cache is not None:  # the mixed value is what enters the cache (docs/design.md)
             k, v, mask = cache.extend(self.layer, k, v)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            attn_mask=mask, is_causal=mask is None)

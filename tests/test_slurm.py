@@ -150,9 +150,11 @@ def test_slurm_jobs_train_each_run_once_to_the_subprocess_numbers(tmp_path, corp
     lines = (run.stdout + run.stderr).splitlines()
     assert sum(line.startswith("  start ") for line in lines) == 2
     assert sum(line.startswith("  done ") for line in lines) == 2
-    # besides the plan, the starts and the ends, nothing: no warnings (submitit would poll sacct,
-    # which a cluster without accounting cannot answer; squeue tells when a job ends)
-    assert [line for line in lines[1:] if not line.startswith(("  start ", "  done "))] == []
+    # besides the plan (first line), the sweep's header, the starts and the ends, nothing: no
+    # warnings (submitit would poll sacct, which a cluster without accounting cannot answer;
+    # squeue tells when a job ends)
+    assert lines[1].startswith("tiny: 2 runs to train")
+    assert [line for line in lines[2:] if not line.startswith(("  start ", "  done "))] == []
     sweep = load_sweep("tiny", results)
     assert len(list((sweep.directory / "submitit").glob("*/*_submission.sh"))) == 2
     movelab("sweep", "collect", "tiny", "--results-dir", results)

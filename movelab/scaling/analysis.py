@@ -8,7 +8,7 @@ returns tables or small dataclasses; nothing prints or plots. What cannot be com
 rows present is skipped with a note (a `note` column, or `notes` on a dataclass), never guessed.
 
 Conventions: the metric is `val_bpb`; compute is `train_flops` (6 x active params + 12 L d_kv T
-per token, SPEC); active parameters are `params_active` (matmul weights); MoVE memory is the
+per token, docs/design.md); active parameters are `params_active` (matmul weights); MoVE memory is the
 slot count M. "Main" rows are the runs of the sweep groups "grid" (one seed per cell) and, with
 all_seeds=True, "seeds"; the "controls" group is used only where named.
 """

@@ -66,7 +66,7 @@ def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
              rows: int | None = None) -> tuple[float, float]:
     """(the task's metric, nats per token) over fixed validation windows. Nats per token
     averages over every target. Text: bits per byte, summed nats over the target tokens divided
-    by ln 2 times the UTF-8 bytes they decode to (SPEC); document separators decode to no bytes,
+    by ln 2 times the UTF-8 bytes they decode to (docs/design.md); document separators decode to no bytes,
     so they are left out of both sums (as nanochat does). Image: bits per image token, nats per
     token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
     batch of windows and the sums are added over the ranks. rows: validation windows per forward
