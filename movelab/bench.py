@@ -40,7 +40,7 @@ from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.model import GPT
 from movelab.sweep import parse_variant
-from movelab.training.config import TrainConfig
+from movelab.training.config import MEMORY_UPDATES, TrainConfig
 from movelab.training.device import autocast, precision
 from movelab.training.device import choose as choose_device
 from movelab.training.optim import build_optimizers, clip_gradients
@@ -73,6 +73,7 @@ class BenchRow:
     value_path: str
     density: float | None
     mode: str                        # "eager" or "compiled"
+    memory_update: str               # "dense" (AdamW on every memory row) or "lazy" (SparseAdam)
     device: str
     precision: str                   # fp32 on the CPU; bf16 autocast on CUDA
     threads: int
@@ -158,12 +159,13 @@ def _peak_memory(step, device: torch.device, resident: list[torch.Tensor]) -> in
 
 
 def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
-                  device="cpu", compile: bool = False) -> StepTimes:
+                  device="cpu", compile: bool = False,
+                  memory_update: str = "dense") -> StepTimes:
     """Train `cfg` for warmup + steps steps on one batch of random tokens and time the last
     `steps`; then one more step for the peak memory."""
     device = torch.device(device)
     model = GPT(cfg).to(device)
-    optimizers = build_optimizers(model, TrainConfig(tokens=1))
+    optimizers = build_optimizers(model, TrainConfig(tokens=1, memory_update=memory_update))
     grad_clip = TrainConfig.grad_clip
     if compile:
         torch.compiler.reset()  # a fresh cache per model, below dynamo's recompile limit
@@ -203,7 +205,8 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
 def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size: int | None = None,
               seq_len: int | None = None, steps: int = 10, warmup: int = 3,
               threads: int | None = None, device: str = "cpu", compile: bool = False,
-              matmul_size: int = 2048, rounds: int = 1, log=None) -> list[BenchRow]:
+              matmul_size: int = 2048, rounds: int = 1, memory_update: str = "dense",
+              log=None) -> list[BenchRow]:
     """Bench every preset x variant (the standard model is always included, as the baseline of
     the ratios), eager and, with `compile`, under torch.compile too, `rounds` times interleaved.
     Configs are checked before anything is timed; `log` (e.g. print) hears about each
@@ -215,6 +218,9 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
                                ("--matmul-size", matmul_size, 1), ("--rounds", rounds, 1)):
         if value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if memory_update not in MEMORY_UPDATES:
+        raise ConfigError(f"unknown memory update {memory_update!r}; choose one of "
+                          f"{', '.join(MEMORY_UPDATES)}")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     chosen = choose_device(device)  # on CUDA: TF32 on, and the steps run under bf16 autocast
@@ -232,7 +238,7 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
             peaks.append(measure_matmul_peak(matmul_size, device=device))
             for preset, label, cfg in plan:
                 for mode in modes:
-                    times = _measure(cfg, batch_size, steps, warmup, device, mode)
+                    times = _measure(cfg, batch_size, steps, warmup, device, mode, memory_update)
                     measured.setdefault((preset, label, mode), []).append(times)
                     if log:
                         log(f"bench: round {round_ + 1}/{rounds} "
@@ -244,7 +250,8 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
         for mode in modes:
             row = BenchRow(
                 preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
-                density=cfg.density, mode=mode, device=device, precision=precision(chosen),
+                density=cfg.density, mode=mode, memory_update=memory_update, device=device,
+                precision=precision(chosen),
                 threads=threads or threads_before, torch_version=torch.__version__,
                 batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
                 matmul_size=matmul_size, rounds=rounds, matmul_peak_flops=max(peaks),
@@ -256,11 +263,12 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
 
 
 def _measure(cfg: ModelConfig, batch_size: int, steps: int, warmup: int, device: str,
-             mode: str) -> StepTimes | str:
+             mode: str, memory_update: str = "dense") -> StepTimes | str:
     """One round of `cfg` in `mode`: its StepTimes, or under torch.compile why it failed."""
     try:
         return bench_variant(cfg, batch_size=batch_size, steps=steps, warmup=warmup,
-                             device=device, compile=mode == "compiled")
+                             device=device, compile=mode == "compiled",
+                             memory_update=memory_update)
     except Exception as err:  # torch.compile fails in many ways (no compiler, unsupported op)
         if mode != "compiled":
             raise
@@ -342,6 +350,8 @@ def bench_command(rows: list[BenchRow]) -> str:
               f"--device {first.device} --matmul-size {first.matmul_size}"]
     if any(r.mode == "compiled" for r in rows):
         parts.append("--compile")
+    if first.memory_update != "dense":
+        parts.append(f"--memory-update {first.memory_update}")
     return " ".join(parts)
 
 

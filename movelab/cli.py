@@ -506,6 +506,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
                      batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
                      warmup=args.warmup, threads=args.threads, device=args.device,
                      compile=args.compile, matmul_size=args.matmul_size, rounds=args.rounds,
+                     memory_update=args.memory_update,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps([asdict(row) for row in rows], indent=1) if args.json else format_bench(rows))
 
@@ -692,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")
     bench.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument("--memory-update", choices=("dense", "lazy"), default="dense",
+                       help="the memory's optimizer step: dense AdamW (default) or lazy "
+                            "SparseAdam on the rows a batch touches (eager only)")
     bench.add_argument("--rounds", type=int, default=3,
                        help="interleaved repeats of the whole plan, each model fresh; the table "
                             "shows the median round and the min-max over rounds (default 3)")

@@ -189,3 +189,17 @@ def test_rounds_interleave_and_ratios_pair_within_a_round(monkeypatch):
 def test_an_idle_machine_gets_no_warning(rows):
     assert rows[0].rounds == 1 and rows[0].matmul_peak_spread == 0.0
     assert "WARNING" not in format_bench(rows)
+
+
+def test_lazy_memory_update_rows_say_so_and_step_sparse(monkeypatch):
+    seen = []
+    real = bench.build_optimizers
+
+    def recording(model, cfg):
+        seen.append(cfg.memory_update)
+        return real(model, cfg)
+
+    monkeypatch.setattr(bench, "build_optimizers", recording)
+    rows = run_bench(["cpu-d2"], ["move x4"], memory_update="lazy", **{**TINY, "steps": 1})
+    assert seen == ["lazy", "lazy"] and {r.memory_update for r in rows} == {"lazy"}
+    assert format_bench(rows).splitlines()[0].endswith("--memory-update lazy")
