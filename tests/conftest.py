@@ -1,3 +1,4 @@
+import contextlib
 import random
 
 import pytest
@@ -72,3 +73,26 @@ def tiny_classifier(monkeypatch):
                                        train_images=2000, max_shift=0)
     monkeypatch.setattr(classifier, "DEFAULT_CLASSIFIER", tiny)
     return tiny
+
+
+@pytest.fixture
+def interrupt_at_batch(monkeypatch):
+    """interrupt_at_batch(data_class, n): a block within which the n-th call of
+    data_class.train_batch raises KeyboardInterrupt (Ctrl-C at a drawn batch)."""
+    @contextlib.contextmanager
+    def interrupting(data_class, n):
+        real, calls = data_class.train_batch, [0]
+
+        def batch(self, *args):
+            calls[0] += 1
+            if calls[0] == n:
+                raise KeyboardInterrupt
+            return real(self, *args)
+
+        monkeypatch.setattr(data_class, "train_batch", batch)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(data_class, "train_batch", real)
+
+    return interrupting

@@ -68,23 +68,13 @@ def test_image_run_writes_record_curve_and_sample_grid(fashion_subset, cache, tm
 
 
 def test_image_run_resumes_to_the_same_result(fashion_subset, cache, tmp_path, tiny_classifier,
-                                              monkeypatch):
+                                              interrupt_at_batch):
     from movelab.cli import build_parser, run_config_from_args
 
     run = run_config_from_args(build_parser().parse_args(argv(fashion_subset, cache, "x")))
     straight = train(run, tmp_path / "straight", cache_dir=cache, progress=False)
-    real_batch, calls = ImageTaskData.train_batch, {"n": 0}
-
-    def interrupting_batch(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 33:
-            raise KeyboardInterrupt
-        return real_batch(self, *args)
-
-    monkeypatch.setattr(ImageTaskData, "train_batch", interrupting_batch)
-    with pytest.raises(Interrupted):
+    with interrupt_at_batch(ImageTaskData, 33), pytest.raises(Interrupted):
         train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
-    monkeypatch.setattr(ImageTaskData, "train_batch", real_batch)
     resumed = train(run, tmp_path / "stopped", resume=True, cache_dir=cache, progress=False)
     for key in ("bits_per_token", "fid", "class_accuracy"):
         assert resumed[key] == straight[key]

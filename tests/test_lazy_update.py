@@ -87,24 +87,15 @@ def tiny_run(corpus, **train_kw):
                                         memory_update="lazy", **train_kw))
 
 
-def test_lazy_run_resumes_exactly_and_has_its_own_hash(corpus, cache, tmp_path, monkeypatch):
+def test_lazy_run_resumes_exactly_and_has_its_own_hash(corpus, cache, tmp_path,
+                                                        interrupt_at_batch):
     run = tiny_run(corpus)
     assert run.to_dict()["train"]["memory_update"] == "lazy"
     dense = RunConfig(run.model, TrainConfig(**{**run.train.to_dict(), "memory_update": "dense"}))
     assert "memory_update" not in dense.to_dict()["train"] and dense.hash() != run.hash()
     straight = train(run, tmp_path / "straight", cache_dir=cache, progress=False)
-    real_batch, calls = TokenData.train_batch, {"n": 0}
-
-    def interrupting_batch(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 23:
-            raise KeyboardInterrupt
-        return real_batch(self, *args)
-
-    monkeypatch.setattr(TokenData, "train_batch", interrupting_batch)
-    with pytest.raises(Interrupted):
+    with interrupt_at_batch(TokenData, 23), pytest.raises(Interrupted):
         train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
-    monkeypatch.setattr(TokenData, "train_batch", real_batch)
     resumed = train(run, tmp_path / "stopped", resume=True, cache_dir=cache, progress=False)
     assert resumed["val_bpb"] == straight["val_bpb"]
     assert (tmp_path / "stopped" / "curve.csv").read_text() == \

@@ -54,25 +54,17 @@ def test_same_config_and_seed_give_the_same_bpb_and_from_reruns_it(corpus, cache
     assert rerun["val_bpb"] == a["val_bpb"] and rerun["config_hash"] == a["config_hash"]
 
 
-def test_resume_after_interrupt_equals_uninterrupted(corpus, cache, tmp_path, monkeypatch):
+def test_resume_after_interrupt_equals_uninterrupted(corpus, cache, tmp_path, interrupt_at_batch):
     run = tiny_run(corpus, "move", optimizer="muon")
     straight = train(run, tmp_path / "straight", cache_dir=cache, progress=False)
 
-    real_batch, calls = TokenData.train_batch, {"n": 0}
-
-    def interrupting_batch(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 23:  # between evaluations, so resuming must replay no step twice
-            raise KeyboardInterrupt
-        return real_batch(self, *args)
-
-    monkeypatch.setattr(TokenData, "train_batch", interrupting_batch)
-    with pytest.raises(Interrupted, match="--resume"):
-        train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
-    assert (tmp_path / "stopped" / "checkpoint.pt").exists()
-    with pytest.raises(RunError, match="--resume"):
-        train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
-    monkeypatch.setattr(TokenData, "train_batch", real_batch)
+    # batch 23 is between evaluations, so resuming must replay no step twice
+    with interrupt_at_batch(TokenData, 23):
+        with pytest.raises(Interrupted, match="--resume"):
+            train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
+        assert (tmp_path / "stopped" / "checkpoint.pt").exists()
+        with pytest.raises(RunError, match="--resume"):
+            train(run, tmp_path / "stopped", cache_dir=cache, progress=False)
     resumed = train(run, tmp_path / "stopped", resume=True, cache_dir=cache, progress=False)
     assert resumed["val_bpb"] == straight["val_bpb"]
     assert (tmp_path / "stopped" / "curve.csv").read_text() == \
