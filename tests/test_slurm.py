@@ -20,7 +20,8 @@ import torch
 
 from movelab import sweep as sweeps
 from movelab.sweep import JobOptions, launch, load_sweep, run_sweep, starter
-from test_sweep import TINY_MODEL
+from test_sweep import TINY_MODEL, write_sweep
+from test_sweep_executors import GRID
 
 PARTITION = "cpu"
 SLURM = ("--executor", "slurm", "--partition", PARTITION, "--gpus-per-job", "0")
@@ -60,17 +61,7 @@ def movelab(*args, check=True) -> subprocess.CompletedProcess:
 
 def write(root, corpus, body, budget) -> str:
     """results folder `root` with the sweep `tiny`; returns `root` for --results-dir."""
-    (root / "tiny").mkdir(parents=True)
-    (root / "tiny" / "sweep.toml").write_text(f"""
-description = "on SLURM"
-[train]
-corpus = "{corpus}"
-batch_size = 4
-evals = 4
-[budget]
-{budget}
-{body}
-""")
+    write_sweep(root, corpus, body, budget, evals=4)
     return str(root)
 
 
@@ -96,13 +87,6 @@ def wait_for(condition, what: str):
         time.sleep(0.5)
 
 
-GRID = f"""
-[[group]]
-name = "grid"
-depths = [2]
-variants = ["standard", "move x2"]
-{TINY_MODEL}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,14 @@ from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, parse_variant, run_sweep
 TINY_MODEL = 'model = {width = 32, heads = 1, vocab_size = 320, seq_len = 32}'
 
 
-def write_sweep(root, corpus, body, budget="tokens_per_param = 0.2"):
+def write_sweep(root, corpus, body, budget="tokens_per_param = 0.2", evals=2):
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / "sweep.toml").write_text(f"""
 description = "test"
 [train]
 corpus = "{corpus}"
 batch_size = 4
-evals = 2
+evals = {evals}
 [budget]
 {budget}
 {body}
