@@ -12,7 +12,8 @@ import torch
 from movelab import diagnostics
 from movelab.model import GPT
 from movelab.training.config import RunConfig
-from movelab.training.loop import MODEL, prepare_data
+from movelab.training.record import MODEL
+from movelab.training.tasks import prepare_data
 
 
 def inspect_run(run_dir, cache_dir=None) -> dict:

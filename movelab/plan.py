@@ -247,7 +247,7 @@ class _Corpora:
         key = (run.train.corpus, run.model.vocab_size, run.model.seq_len, run.image)
         if key not in self.known:
             from movelab.data import DataError
-            from movelab.training.loop import prepare_data
+            from movelab.training.tasks import prepare_data
 
             try:
                 data = prepare_data(run, self.cache_dir, progress=False)

@@ -353,7 +353,7 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
 
 def _prepare(todo: list[PlannedRun]) -> None:
     """Fill the data cache once here, not in every job at the same time."""
-    from movelab.training.loop import prepare_data
+    from movelab.training.tasks import task_of
 
     prepared = set()
     for planned in todo:
@@ -361,9 +361,8 @@ def _prepare(todo: list[PlannedRun]) -> None:
         key = (run.train.corpus, run.model.vocab_size, run.image)
         if key not in prepared:
             prepared.add(key)
-            data = prepare_data(run, progress=sys.stderr.isatty())
-            if run.task == "image":
-                data.evaluator()  # trains the FID classifier once, before any job needs it
+            task = task_of(run)
+            task.fill_caches(task.prepare(run, progress=sys.stderr.isatty()))
 
 
 def launch(sweep: Sweep, planned: PlannedRun, start: Start, log):

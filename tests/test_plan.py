@@ -147,11 +147,11 @@ def test_a_profile_gives_its_measured_step_and_scales_it_by_batch():
 def unprepared(monkeypatch):
     """No corpus can be prepared (as for FineWeb-Edu here): epochs become unknown."""
     from movelab.data import DataError
-    from movelab.training import loop
+    from movelab.training import tasks
 
     def prepare_data(*args, **kw):
         raise DataError("not on this machine")
-    monkeypatch.setattr(loop, "prepare_data", prepare_data)
+    monkeypatch.setattr(tasks, "prepare_data", prepare_data)
 
 
 def test_a_profile_extrapolates_another_depth_by_flops_and_parameters(unprepared):

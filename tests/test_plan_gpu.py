@@ -29,12 +29,12 @@ def sweep():
 def unprepared(monkeypatch):
     """FineWeb-Edu is not prepared in a test (it needs the hub): epochs stay unknown."""
     from movelab.data import DataError
-    from movelab.training import loop
+    from movelab.training import tasks
 
     def prepare_data(run, *args, **kw):
         raise DataError("streaming fineweb-edu needs the datasets package: pip install datasets "
                         "pyarrow, or pass fineweb-edu:DIR with local parquet shards")
-    monkeypatch.setattr(loop, "prepare_data", prepare_data)
+    monkeypatch.setattr(tasks, "prepare_data", prepare_data)
 
 
 def test_the_budget_is_nanochats_rule_over_transformer_matrices_and_head(sweep):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from movelab.cli import main
 from movelab.config import ConfigError
+from movelab.images.task import SAMPLES_PNG, ImageTask
 from movelab.training import trackers
 from movelab.training.trackers import ENV_GROUP, ENV_TRACKERS, chosen_trackers
 
@@ -109,10 +110,10 @@ def test_the_sample_grid_of_an_image_run_goes_to_tensorboard(tmp_path):
 
     grid = np.zeros((12, 20, 3), dtype=np.uint8)
     grid[:, :10, 0] = 255
-    Image.fromarray(grid).save(tmp_path / trackers.SAMPLES)
+    Image.fromarray(grid).save(tmp_path / SAMPLES_PNG)
     run = RunConfig(build_config(depth=2), TrainConfig(tokens=1))
     opened = trackers.Trackers(("tensorboard",), tmp_path, run)
-    opened.close(tmp_path)
+    opened.close([tmp_path / name for name in ImageTask.artefacts])
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
     (image,) = events.Images("samples")
     assert (image.height, image.width) == (12, 20)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 
 from movelab.images.classifier import (Classifier, accuracy, features, features_and_predictions,
                                        load_or_train_classifier)
@@ -45,6 +44,8 @@ def feature_statistics(feature_rows: np.ndarray) -> FeatureStatistics:
 
 def frechet_distance(a: FeatureStatistics, b: FeatureStatistics) -> float:
     """The Frechet distance between two Gaussians with these means and covariances."""
+    import scipy.linalg  # here: importing it costs text runs, which load this module too, ~0.7 s
+
     with warnings.catch_warnings():  # features of dead ReLU units make S singular: expected
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
         product = scipy.linalg.sqrtm(a.covariance @ b.covariance)

@@ -14,7 +14,9 @@ import torch
 from movelab.config import ConfigError
 from movelab.model import GPT
 from movelab.training.config import RunConfig
-from movelab.training.loop import MODEL, RunError, prepare_data
+from movelab.training.loop import RunError
+from movelab.training.record import MODEL
+from movelab.training.tasks import prepare_data
 
 
 def load_image_run(run_dir: Path) -> tuple[RunConfig, GPT]:

@@ -1,16 +1,19 @@
-"""The image task as the training loop sees it: `prepare_image_data(corpus, image_cfg)` ->
-ImageTaskData, which serves training batches and the fixed validation set like the text data
-does, and scores a trained model by sampling (FID, class accuracy, a sample grid).
+"""The image task as the training loop sees it (movelab.training.task): `prepare_image_data(corpus,
+image_cfg)` -> ImageTaskData, which serves training batches and the fixed validation set like the
+text data does, and scores a trained model by sampling (FID, class accuracy, a sample grid).
 
 Sequences follow movelab.images.layout: inputs [class, c1 .. c48], targets [c1 .. c49].
   train_batch   random training images drawn with the loop's numpy generator, and label dropout
                 decided by the same generator, so a resumed run draws the same batches
   val_windows   the 10k test images, each conditional on its true class (no dropout)
-  metric        bits per image token: mean nats over the 49 code targets / ln 2
+  metric        bits_per_token, bits per image token: mean nats over the 49 code targets / ln 2
+  after training  fid_samples samples (classes in turn) scored by FID and class accuracy against
+                the test images, and samples.png
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from movelab.images.fid import FidEvaluator, frechet_distance
 from movelab.images.layout import NUM_CLASSES, ImageLayout
 from movelab.images.sampling import sample_codes
 from movelab.images.tokenizer import ImageCodes, extract_codes
-from movelab.training.config import IMAGE_CORPUS, ImageConfig
+from movelab.training.config import IMAGE_CORPUS, ImageConfig, is_image_corpus
+from movelab.training.task import Task
 
 SAMPLES_PNG = "samples.png"
 GRID_COLUMNS = 10  # samples per class in samples.png
@@ -34,13 +38,36 @@ def prepare_image_data(corpus: str, cfg: ImageConfig, cache_dir: Path | None = N
                        ) -> ImageTaskData:
     """Fashion-MNIST (`fashion-mnist`, or `fashion-mnist:PATH` for a folder of its IDX files),
     its tokenizer and codes (trained and encoded once, then cached)."""
-    if corpus != IMAGE_CORPUS and not corpus.startswith(IMAGE_CORPUS + ":"):
+    if not is_image_corpus(corpus):
         raise DataError(f"{corpus!r} is not an image corpus; use {IMAGE_CORPUS} or "
                         f"{IMAGE_CORPUS}:PATH")
     path = corpus.partition(":")[2] or None
     images = load_fashion_mnist(path, cache_dir)
     codes = extract_codes(images, cache_dir, patch=cfg.patch, codebook_size=cfg.codebook_size)
     return ImageTaskData(corpus, cfg, images, codes, cache_dir)
+
+
+class ImageTask(Task):
+    name = "image"
+    metric, short_metric = "bits_per_token", "bits"
+    artefacts = (SAMPLES_PNG,)
+
+    def prepare(self, run, cache_dir: Path | None = None, progress: bool = False
+                ) -> ImageTaskData:
+        return prepare_image_data(run.train.corpus, run.image, cache_dir)
+
+    def metric_value(self, data, counted: float, y: torch.Tensor) -> float:
+        return counted / y.numel() / math.log(2)  # every target is a code
+
+    def record_metrics(self, curve: list[dict]) -> dict:
+        # every result row has the text metric's columns; bits per byte has no meaning here
+        return {"val_bpb": None, "val_bpb_best": None, **super().record_metrics(curve)}
+
+    def after_training(self, data: ImageTaskData, model, out_dir: Path, seed: int) -> dict:
+        return data.evaluate_generation(model, out_dir, seed)
+
+    def fill_caches(self, data: ImageTaskData) -> None:
+        data.evaluator()  # trains the FID classifier the first time
 
 
 class ImageTaskData:

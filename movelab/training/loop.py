@@ -1,14 +1,15 @@
 """The training loop: one run from a RunConfig to a result record, resumable at any checkpoint.
 
-One loop for both tasks. The data object (`prepare_data`) serves `train_batch(rng, B, T)`,
-`val_windows(T)`, `describe()`, `vocab_size` and `epoch_tokens`, and names its `task`:
-  text   movelab.data.TokenData; validation metric val_bpb (bits per byte)
-  image  movelab.images.task.ImageTaskData; validation metric bits_per_token (bits per image
-         token); after training it samples the model and adds fid, class_accuracy and a
-         samples.png
-The final weights are kept as model.pt (for sampling and `movelab inspect`). Text runs of a
-memory path (LaVE, MoVE) also record movelab.diagnostics: at every evaluation in curve.csv (its
-CURVE_COLUMNS) and in full in result.json ("diagnostics").
+One loop for every task: it knows a task only through movelab.training.task.Task (its data,
+its validation metric, what it measures after training), and finds the run's task in the
+registry movelab.training.tasks:
+  text   movelab.data.task; validation metric val_bpb (bits per byte)
+  image  movelab.images.task; validation metric bits_per_token (bits per image token); after
+         training it samples the model and adds fid, class_accuracy and a samples.png
+The final weights are kept as model.pt (record.MODEL; for sampling and `movelab inspect`). Runs
+of a task with memory diagnostics (text) and a memory path (LaVE, MoVE) also record
+movelab.diagnostics: at every evaluation in curve.csv (its CURVE_COLUMNS) and in full in
+result.json ("diagnostics").
 """
 
 from __future__ import annotations
@@ -30,18 +31,14 @@ from tqdm import tqdm
 from movelab import diagnostics
 from movelab.accounting import analytic_costs, training_memory
 from movelab.config import ConfigError
-from movelab.data import prepare_text_data
 from movelab.model import GPT
 from movelab.training import device as chosen_device
-from movelab.training import claim, distributed, record
+from movelab.training import claim, distributed, record, tasks
 from movelab.training.config import RunConfig
 from movelab.training.optim import build_optimizers, clip_gradients, lr_multiplier, set_lr
 from movelab.training.trackers import open_trackers
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
-MODEL = "model.pt"  # final weights
-METRICS = {"text": "val_bpb", "image": "bits_per_token"}  # each task's validation metric
-SHORT_NAMES = {"val_bpb": "bpb", "bits_per_token": "bits"}
 
 
 class RunError(Exception):
@@ -52,42 +49,27 @@ class Interrupted(Exception):
     """The run was stopped (Ctrl-C, SIGTERM); its last consistent state is checkpointed."""
 
 
-def prepare_data(run: RunConfig, cache_dir: Path | None = None, progress: bool = False):
-    """The run's data: text shards (TokenData) or image codes (ImageTaskData), cached."""
-    if run.task == "image":
-        from movelab.images.task import prepare_image_data
-
-        return prepare_image_data(run.train.corpus, run.image, cache_dir)
-    return prepare_text_data(run.train.corpus, run.model.vocab_size, cache_dir, progress=progress,
-                             val_fraction=run.train.val_fraction, eval_split=run.train.eval_split)
-
-
 def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
              rows: int | None = None) -> tuple[float, float]:
     """(the task's metric, nats per token) over fixed validation windows. Nats per token
-    averages over every target. Text: bits per byte, summed nats over the target tokens divided
-    by ln 2 times the UTF-8 bytes they decode to (docs/design.md); document separators decode to no bytes,
-    so they are left out of both sums (as nanochat does). Image: bits per image token, nats per
-    token / ln 2 (every target is a code). Under torchrun each rank scores every world_size-th
-    batch of windows and the sums are added over the ranks. rows: validation windows per forward
-    pass (default: the data's own)."""
+    averages over every target; the metric is the data's task's (Task.counted_nats and
+    metric_value: bits per byte for text, bits per image token for images). Under torchrun each
+    rank scores every world_size-th batch of windows and the sums are added over the ranks.
+    rows: validation windows per forward pass (default: the data's own)."""
+    task = tasks.TASKS[data.task]
     model.eval()
-    text = data.task == "text"
     rows = rows or data.eval_batch
-    text_nats = all_nats = 0.0
+    counted = all_nats = 0.0
     with torch.no_grad():
         for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
             targets = y[i:i + rows]
             with chosen_device.autocast(x.device):
                 nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
-            if text:
-                text_nats += nats[data.target_bytes(targets) > 0].sum().item()
+            counted += task.counted_nats(data, nats, targets).sum().item()
     model.train()
-    text_nats, all_nats = distributed.sum_over_ranks(text_nats, all_nats)
-    if not text:
-        return all_nats / y.numel() / math.log(2), all_nats / y.numel()
-    return text_nats / (math.log(2) * data.bytes_of(y)), all_nats / y.numel()
+    counted, all_nats = distributed.sum_over_ranks(counted, all_nats)
+    return task.metric_value(data, counted, y), all_nats / y.numel()
 
 
 def existing_checkpoint(out_dir: Path, run: RunConfig, *, resume: bool, force: bool
@@ -267,7 +249,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     consistent, and any interrupt checkpoints that consistent state: an evaluation that was
     due but not recorded is done on resume, and the generator's state is the one from before
     the batch in flight was drawn."""
-    cfg, tcfg = run.model, run.train
+    cfg, tcfg, task = run.model, run.train, tasks.task_of(run)
     distributed.check_batch_size(tcfg.batch_size)
     main = distributed.is_main()
     quiet = not main  # one rank reports
@@ -278,14 +260,14 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
 
     try:
         with distributed.main_first():  # rank 0 fills the data cache, the others read it
-            data = prepare_data(run, cache_dir, progress=bar_on_tty)
+            data = task.prepare(run, cache_dir, progress=bar_on_tty)
     except KeyboardInterrupt:
         raise Interrupted(f"stopped while preparing the data of {out_dir}; nothing in it changed"
                           ) from None
     if data.vocab_size != cfg.vocab_size:
         raise ConfigError(f"the tokenizer of {tcfg.corpus} has {data.vocab_size} tokens but the "
                           f"model expects {cfg.vocab_size}; pass --vocab-size {data.vocab_size}")
-    metric = METRICS[run.task]
+    metric = task.metric
     device = distributed.device()
     val_x, val_y = (t.to(device) for t in data.val_windows(cfg.seq_len))  # fails early if short
 
@@ -293,8 +275,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     model = GPT(cfg).to(device)
     optimizers = build_optimizers(model, tcfg)
     rng = np.random.default_rng(tcfg.seed)
-    # diagnostics of a text run's memory: its rows as initialised (before a checkpoint loads)
-    memory_start = diagnostics.memory_rows(model) if run.task == "text" and main else None
+    # diagnostics of the memory: its rows as initialised (before a checkpoint loads)
+    memory_start = diagnostics.memory_rows(model) if task.memory_diagnostics and main else None
     if memory_start is not None:
         memory_start = memory_start.detach().clone()
         counts_per_epoch = diagnostics.training_counts(data)
@@ -332,9 +314,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
             state["environment"].setdefault("resumed_under_commits", []).append(
                 resumed_under["git_commit"])
     elif main and force:  # every check has passed: the old run gives way
-        from movelab.images.task import SAMPLES_PNG
-
-        record.remove_run(out_dir, also=(MODEL, SAMPLES_PNG))
+        record.remove_run(out_dir, also=(record.MODEL, *tasks.artefacts()))
     data_rng = rng.bit_generator.state  # the generator's state before the next batch is drawn
     saved_step = state["step"] if saved is not None else None
 
@@ -386,7 +366,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                         state["curve"][-1].update(diagnostics.curve_fields(found))
                     tracking.log(state["curve"][-1])
                     state["train_losses"] = []
-                    _report(bar, cfg.label, state, metric, total_steps, tokens_per_step,
+                    _report(bar, cfg.label, state, task, total_steps, tokens_per_step,
                             (state["step"] - session_start_step) * tokens_per_step / max(
                                 1e-9, time.perf_counter() - session_start), quiet, bar_on_tty)
                     checkpoint()
@@ -430,19 +410,19 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         bar.close()
 
     try:
-        result = _finish(run, out_dir, model, data, state, costs, metric, val_y, device, compile,
+        result = _finish(run, task, out_dir, model, data, state, costs, val_y, device, compile,
                          quiet, memory_diagnostics())
     except KeyboardInterrupt:
         raise Interrupted(f"stopped while writing the record of {out_dir} (training is done); "
                           "the same command plus --resume finishes it") from None
-    tracking.close(out_dir)
+    tracking.close([out_dir / name for name in task.artefacts])
     return result
 
 
-def _report(bar, label: str, state: dict, metric: str, total_steps: int, tokens_per_step: int,
+def _report(bar, label: str, state: dict, task, total_steps: int, tokens_per_step: int,
             rate: float, quiet: bool, bar_on_tty: bool) -> None:
-    row = state["curve"][-1]
-    bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{SHORT_NAMES[metric]: f"{row[metric]:.4f}"},
+    row, metric = state["curve"][-1], task.metric
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{task.short_metric: f"{row[metric]:.4f}"},
                     tok_s=f"{rate:,.0f}")
     if not (quiet or bar_on_tty):
         eta = (total_steps - state["step"]) * tokens_per_step / max(rate, 1e-9)
@@ -451,26 +431,20 @@ def _report(bar, label: str, state: dict, metric: str, total_steps: int, tokens_
               f"tok/s eta {eta:.0f}s", flush=True)
 
 
-def _finish(run: RunConfig, out_dir: Path, model: GPT, data, state: dict, costs, metric: str,
+def _finish(run: RunConfig, task, out_dir: Path, model: GPT, data, state: dict, costs,
             val_y: torch.Tensor, device: torch.device, compile: bool, quiet: bool,
             memory: dict | None = None) -> dict:
-    """The result record of a trained run (and, for images, its samples), written last."""
+    """The result record of a trained run (and the task's artefacts), written last."""
     cfg, tcfg = run.model, run.train
     final = state["curve"][-1]
     tokens_seen = state["step"] * tcfg.batch_size * cfg.seq_len
-    if run.task == "image":  # metrics of the image task; bits per byte has no meaning here
-        metrics = {"val_bpb": None, "val_bpb_best": None, "bits_per_token": final[metric],
-                   "bits_per_token_best": min(r[metric] for r in state["curve"])}
-    else:
-        metrics = {"val_bpb": final["val_bpb"],
-                   "val_bpb_best": min(r["val_bpb"] for r in state["curve"])}
     result = {
         "run_id": run.hash(), "config_hash": run.hash(), "config": run.to_dict(), "task": run.task,
         "label": cfg.label, "value_path": cfg.value_path, "depth": cfg.depth, "width": cfg.width,
         "slots": cfg.slots or 0, "density": cfg.density, "gate_standard": cfg.gate_standard,
         "seed": tcfg.seed, **costs.to_dict(),
         "tokens_seen": tokens_seen, "train_flops": tokens_seen * costs.flops_per_token_train,
-        "steps": state["step"], "epochs": tokens_seen / data.epoch_tokens, **metrics,
+        "steps": state["step"], "epochs": tokens_seen / data.epoch_tokens, **task.record_metrics(state["curve"]),
         "val_loss": final["val_loss"], "train_loss": final["train_loss"],
         "val_tokens": val_y.numel(), "data": data.describe(),
         "wall_seconds": state["wall_seconds"],
@@ -481,12 +455,12 @@ def _finish(run: RunConfig, out_dir: Path, model: GPT, data, state: dict, costs,
     if memory is not None:
         result["diagnostics"] = memory
     if not quiet:
-        record.save_tensors(out_dir / MODEL, model.state_dict())
-    if run.task == "image" and not quiet:  # sampling and FID: after training, not in its clock
-        result.update(data.evaluate_generation(model, out_dir, tcfg.seed))
-        result["ended_at"] = record.now()
-    if not quiet:
-        columns = record.curve_columns(metric)
+        record.save_tensors(out_dir / record.MODEL, model.state_dict())
+        extra = task.after_training(data, model, out_dir, tcfg.seed)  # not in the run's clock
+        if extra:
+            result.update(extra)
+            result["ended_at"] = record.now()
+        columns = record.curve_columns(task.metric)
         if memory is not None:
             columns += diagnostics.CURVE_COLUMNS
         record.write_curve(out_dir, state["curve"], columns)

@@ -1,5 +1,5 @@
-"""What a run leaves on disk: result.json, curve.csv and checkpoint.pt, each written atomically
-(temporary file, then rename), plus the environment it ran in."""
+"""What a run leaves on disk: result.json, curve.csv, checkpoint.pt and model.pt (the final
+weights), each written atomically (temporary file, then rename), plus the environment it ran in."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 
 from movelab.data.cache import write_json_atomically
 
-RESULT, CURVE, CHECKPOINT = "result.json", "curve.csv", "checkpoint.pt"
+RESULT, CURVE, CHECKPOINT, MODEL = "result.json", "curve.csv", "checkpoint.pt", "model.pt"
 # lr_scale: the schedule's multiplier of every peak learning rate at that step; the last column
 # is the task's validation metric: val_bpb (text) or bits_per_token (image)
 CURVE_COLUMNS = ("step", "tokens", "flops", "lr_scale", "train_loss", "val_loss", "val_bpb")

@@ -1,5 +1,5 @@
-"""Watch a run while it trains: the rows of curve.csv (and the run's config; for images the
-sample grid) also go to TensorBoard or Weights & Biases, through the libraries themselves.
+"""Watch a run while it trains: the rows of curve.csv (and the run's config; at the end the
+pictures its task leaves, e.g. the image task's sample grid) also go to TensorBoard or Weights & Biases, through the libraries themselves.
 
   tensorboard  event files in <run dir>/tensorboard (torch.utils.tensorboard); a sweep's runs
                all live under results/<sweep>/runs/, so `tensorboard --logdir
@@ -25,7 +25,6 @@ from movelab.config import ConfigError
 TRACKERS = ("tensorboard", "wandb")
 ENV_TRACKERS, ENV_GROUP = "MOVELAB_TRACKERS", "MOVELAB_TRACKER_GROUP"
 WANDB_PROJECT = "movelab"
-SAMPLES = "samples.png"  # image runs' sample grid (movelab.images.task)
 
 
 def chosen_trackers(flags: list[str] | None) -> tuple[str, ...]:
@@ -49,12 +48,13 @@ class Trackers:
         for writer in self.writers:
             writer.log(row)
 
-    def close(self, out_dir: Path | None = None) -> None:
-        """Log the sample grid if `out_dir` holds one, and close every tracker."""
-        samples = Path(out_dir) / SAMPLES if out_dir is not None else None
+    def close(self, pictures: list[Path] = ()) -> None:
+        """Log those of the PNG `pictures` that exist (each under its file's stem: samples.png
+        as "samples"), and close every tracker."""
+        pictures = [Path(p) for p in pictures if Path(p).suffix == ".png" and Path(p).is_file()]
         for writer in self.writers:
-            if samples is not None and samples.is_file():
-                writer.image(samples)
+            for picture in pictures:
+                writer.image(picture)
             writer.close()
         self.writers = []
 
@@ -97,7 +97,7 @@ class _TensorBoard:
         import numpy as np
         from PIL import Image
 
-        self.writer.add_image("samples", np.asarray(Image.open(path).convert("RGB")),
+        self.writer.add_image(path.stem, np.asarray(Image.open(path).convert("RGB")),
                               dataformats="HWC")
 
     def close(self) -> None:
@@ -118,7 +118,7 @@ class _Wandb:
         self.run.log(_scalars(row), step=int(row["step"]))
 
     def image(self, path: Path) -> None:
-        self.run.log({"samples": self.wandb.Image(str(path))})
+        self.run.log({path.stem: self.wandb.Image(str(path))})
 
     def close(self) -> None:
         self.run.finish()
