@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+
+from movelab.hashing import content_hash
 
 VALUE_PATHS = ("standard", "lave", "move")
 # MoVE bank init: uniform with std 1/sqrt(d) ("width", the paper's), or that divided by sqrt(M)
@@ -244,8 +245,7 @@ RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig)
 
 def config_hash(d: dict) -> str:
     """Stable 12-hex-digit hash of a JSON-able dict (key order does not matter)."""
-    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return content_hash([json.dumps(d, sort_keys=True, separators=(",", ":"))])
 
 
 def _tidy(x: float) -> float | int:

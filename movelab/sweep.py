@@ -579,7 +579,7 @@ def _environment(threads: int) -> dict:
 def _ready(sweep: Sweep, planned: PlannedRun) -> Path:
     """The run's folder (absolute: a job may start elsewhere), holding the run.json its
     command trains from."""
-    from movelab.training.record import write_json_atomically
+    from movelab.data.cache import write_json_atomically
 
     directory = sweep.run_dir(planned).resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -590,7 +590,7 @@ def _ready(sweep: Sweep, planned: PlannedRun) -> Path:
 
 def consolidate(sweep: Sweep) -> Path:
     """results/<sweep>/runs.csv: one row per finished run of the sweep, sorted."""
-    from movelab.training.record import replace_file
+    from movelab.data.cache import write_atomically
 
     rows = []
     for planned in sweep.runs:
@@ -609,7 +609,7 @@ def consolidate(sweep: Sweep) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=RUNS_CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    replace_file(out, buffer.getvalue().encode())  # sweeps side by side never tear it
+    write_atomically(out, buffer.getvalue().encode())  # sweeps side by side never tear it
     return out
 
 

@@ -21,7 +21,7 @@ DRIVER = r'''
 import os, sys, tempfile
 import torch
 from movelab import cli
-from movelab.data import TokenData
+from movelab.data import TokenData, cache
 from movelab.training import loop, record
 
 moment, nth, sig, argv = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
@@ -44,8 +44,8 @@ def around(owner, name, when):
     setattr(owner, name, wrapped)
 
 def cut_write(name):
-    real = record.replace_file
-    def replace_file(path, data):
+    real = cache.write_atomically
+    def write_atomically(path, data):
         if path.name == name:
             calls[0] += 1
             if calls[0] == nth:
@@ -55,7 +55,7 @@ def cut_write(name):
                 os.kill(os.getpid(), sig)
                 os.unlink(partial)  # still alive (the signal waits): the write goes on
         return real(path, data)
-    record.replace_file = replace_file
+    cache.write_atomically = write_atomically
 
 if moment == "draw":
     around(TokenData, "train_batch", lambda self, at: at == "after")

@@ -34,13 +34,20 @@ def building_directory(final: Path) -> Iterator[Path]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def write_json_atomically(path: Path, value: object, indent: int | None = None) -> None:
-    """Write `value` as JSON to a temporary file beside `path`, then rename it over `path`."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (folders made as needed) so that `path` is always the old file or
+    the new one, never a part: a temporary file `.NAME.partial-*` beside it, then a rename over
+    it. The one writer of every file that must not be torn (records, checkpoints, caches)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(value, file, ensure_ascii=False, indent=indent)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def write_json_atomically(path: Path, value: object, indent: int | None = None) -> None:
+    """Write `value` as UTF-8 JSON to `path`, atomically (write_atomically)."""
+    write_atomically(path, json.dumps(value, ensure_ascii=False, indent=indent).encode("utf-8"))

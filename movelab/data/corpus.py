@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from movelab.data.cache import write_json_atomically
 from movelab.data.errors import DataError
+from movelab.hashing import DATA_DIGITS, content_hash
 
 VAL_FRACTION = 0.08
 FINEWEB_MAX_DOCS = 10_000
@@ -96,8 +97,7 @@ class Corpus:
 
     def __post_init__(self) -> None:
         splits = [self.train, self.val] + ([self.test] if self.test else [])  # as before tests
-        self.content_hash = hashlib.sha256(json.dumps(splits, ensure_ascii=False).encode()
-                                           ).hexdigest()[:16]
+        self.content_hash = content_hash([json.dumps(splits, ensure_ascii=False)], DATA_DIGITS)
 
 
 def load_corpus(spec: str, cache_dir: Path, *, max_docs: int = FINEWEB_MAX_DOCS,
@@ -173,7 +173,7 @@ def wiki_dump_path() -> Path:
 def load_wiki_articles(cache_dir: Path, progress: bool) -> list[tuple[str, str]]:
     """(title, plain text) of every article in the dump; parsed once, then read from the cache."""
     dump = wiki_dump_path()
-    dump_hash = hashlib.sha256(dump.read_bytes()).hexdigest()[:12]
+    dump_hash = content_hash([dump.read_bytes()])
     cached = cache_dir / "corpora" / f"wiki-{dump_hash}-clean{WIKI_CLEANING_VERSION}.json"
     if cached.is_file():
         return [(title, text) for title, text in json.loads(cached.read_text(encoding="utf-8"))]
@@ -353,11 +353,8 @@ def load_pydocs_pages(folder: Path, cache_dir: Path, progress: bool) -> list[tup
     """(relative path, plain text) of every page with text; parsed once, then read from the cache
     (keyed by the pages' paths and bytes)."""
     pages = pydocs_pages(folder)
-    content = hashlib.sha256()
-    for page in pages:
-        content.update(page.encode() + b"\0" + (folder / page).read_bytes())
-    cached = (cache_dir / "corpora"
-              / f"pydocs-{content.hexdigest()[:12]}-clean{PYDOCS_CLEANING_VERSION}.json")
+    key = content_hash(page.encode() + b"\0" + (folder / page).read_bytes() for page in pages)
+    cached = cache_dir / "corpora" / f"pydocs-{key}-clean{PYDOCS_CLEANING_VERSION}.json"
     if cached.is_file():
         return [(page, text) for page, text in json.loads(cached.read_text(encoding="utf-8"))]
     texts = ((page, html_main_text(read_utf8(folder / page)))

@@ -51,6 +51,7 @@ from movelab.data.cache import default_cache_dir, write_json_atomically
 from movelab.data.corpus import html_main_text, pydocs_pages, read_utf8
 from movelab.data.errors import DataError
 from movelab.data.shards import prepare_text_data
+from movelab.hashing import content_hash
 
 DEV_FRACTION = TEST_FRACTION = 0.01
 DEDUP_MIN_CHARS = 100
@@ -139,12 +140,12 @@ def load_prose(cache_dir: Path, progress: bool = False,
 
 def sources_hash(sources: tuple[Source, ...]) -> str:
     """sha256 prefix over every input file's path and bytes (dictd files; HTML pages)."""
-    content = hashlib.sha256()
-    for source in sources:
-        content.update(f"{source}\0".encode())
-        for path in source_files(source):
-            content.update(str(path).encode() + b"\0" + path.read_bytes())
-    return content.hexdigest()[:12]
+    def parts():
+        for source in sources:
+            yield f"{source}\0"
+            for path in source_files(source):
+                yield str(path).encode() + b"\0" + path.read_bytes()
+    return content_hash(parts())
 
 
 def source_files(source: Source) -> list[Path]:

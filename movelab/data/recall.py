@@ -26,7 +26,6 @@ well under a second, and the same for every run with the same spec and vocabular
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ import torch
 from movelab.data.corpus import RECALL_PREFIX as PREFIX
 from movelab.data.errors import DataError
 from movelab.data.shards import windows_at
+from movelab.hashing import DATA_DIGITS, content_hash
 
 DEFAULT_TOKENS = 1 << 22  # training stream: about 4.2M tokens
 VAL_TRIPLES = 8192        # validation stream: 24,576 tokens
@@ -97,8 +97,8 @@ class RecallData:
 
     @property
     def content_hash(self) -> str:
-        blob = f"{self.corpus_name}|{self.vocab_size}".encode() + self.facts.tobytes()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return content_hash([f"{self.corpus_name}|{self.vocab_size}", self.facts.tobytes()],
+                            DATA_DIGITS)
 
     def floor_bits_per_token(self, seq_len: int) -> float:
         return floor_bits_per_token(self.spec.successors, self.items, seq_len)

@@ -12,7 +12,6 @@ accuracy.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from movelab.data.cache import building_directory, default_cache_dir
 from movelab.images.data import FASHION_MNIST_CLASSES, ImageData
+from movelab.hashing import content_hash
 
 CLASSIFIER_VERSION = 1  # bump when training changes, so that cached classifiers are trained again
 CLASSIFIER_FILE = "classifier.pt"
@@ -160,7 +160,7 @@ def shift(x: torch.Tensor, rng: np.random.Generator, max_shift: int) -> torch.Te
 def classifier_directory(data: ImageData, cache_dir: Path | None,
                          cfg: ClassifierConfig) -> tuple[Path, dict]:
     key_fields = {"version": CLASSIFIER_VERSION, **cfg.to_dict(), "data": data.content_hash}
-    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:12]
+    key = content_hash([json.dumps(key_fields, sort_keys=True)])
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir())
     return cache / "fid-classifiers" / f"cnn-{key}", key_fields
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from movelab.data.cache import building_directory, default_cache_dir
 from movelab.data.errors import DataError
+from movelab.hashing import DATA_DIGITS, array_bytes, content_hash
 
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where that Debian package puts them
@@ -70,11 +71,8 @@ class ImageData:
             raise DataError(f"train and test images in {self.source} differ in size "
                             f"({self.train_images.shape[1:]} vs {self.test_images.shape[1:]}); "
                             "give the four IDX files of one dataset")
-        content = hashlib.sha256()
-        for name in FASHION_MNIST_FILES:
-            array = getattr(self, name)
-            content.update(repr(array.shape).encode() + np.ascontiguousarray(array).tobytes())
-        object.__setattr__(self, "content_hash", content.hexdigest()[:16])
+        object.__setattr__(self, "content_hash", content_hash(
+            (array_bytes(getattr(self, name)) for name in FASHION_MNIST_FILES), DATA_DIGITS))
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -14,18 +14,18 @@ each was asked for.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from movelab.data.cache import write_atomically
 from movelab.images.classifier import (Classifier, accuracy, features, features_and_predictions,
                                        load_or_train_classifier)
 from movelab.images.data import ImageData
+from movelab.hashing import DATA_DIGITS, array_bytes, content_hash
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,13 @@ class FidEvaluator:
         """Feature mean and covariance of `images`; with `cached`, kept in the cache folder."""
         if not cached or self.cache is None:
             return feature_statistics(features(self.classifier, images))
-        images = np.ascontiguousarray(images)
-        key = hashlib.sha256(repr(images.shape).encode() + images.tobytes()).hexdigest()[:16]
+        key = content_hash([array_bytes(images)], DATA_DIGITS)
         path = self.cache / f"statistics-{key}.npz"
         if not path.exists():
             stats = feature_statistics(features(self.classifier, images))
-            with tempfile.NamedTemporaryFile(dir=self.cache, suffix=".npz", delete=False) as file:
-                np.savez(file, mean=stats.mean, covariance=stats.covariance, count=stats.count)
-            os.replace(file.name, path)
+            buffer = io.BytesIO()
+            np.savez(buffer, mean=stats.mean, covariance=stats.covariance, count=stats.count)
+            write_atomically(path, buffer.getvalue())
         with np.load(path) as saved:
             return FeatureStatistics(saved["mean"], saved["covariance"], int(saved["count"]))
 

@@ -13,7 +13,6 @@ model trains on codes without encoding pixels again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 from movelab.data.cache import building_directory, default_cache_dir
 from movelab.data.errors import DataError
 from movelab.images.data import ImageData
+from movelab.hashing import content_hash
 
 KMEANS_VERSION = 1  # bump when training changes, so that cached tokenizers are trained again
 SAMPLE_PATCHES = 200_000  # training tiles k-means sees (Fashion-MNIST train has 2.94 M at patch 4)
@@ -122,7 +122,7 @@ def tokenizer_directory(data: ImageData, cache_dir: Path | None, patch: int, cod
     config = {"method": "kmeans", "version": KMEANS_VERSION, "patch": patch,
               "codebook_size": codebook_size, "seed": seed, "sample_patches": SAMPLE_PATCHES,
               "iterations": LLOYD_ITERATIONS, "data": data.content_hash}
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    key = content_hash([json.dumps(config, sort_keys=True)])
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir())
     return cache / "image-tokenizers" / f"kmeans-p{patch}-k{codebook_size}-{key}", config
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from movelab import diagnostics
 from movelab.accounting import analytic_costs, training_memory
 from movelab.config import ConfigError
+from movelab.data.cache import write_json_atomically
 from movelab.model import GPT
 from movelab.training import device as chosen_device
 from movelab.training import claim, distributed, record, tasks
@@ -334,8 +335,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
             saved_step = state["step"]
 
     if main:
-        record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
-                                                           "config_hash": run.hash()})
+        write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
+                                                    "config_hash": run.hash()})
     stepper = distributed.wrap(model)  # the model itself in a single process
     if compile:
         stepper = torch.compile(stepper)

@@ -6,16 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from movelab.data.cache import write_json_atomically
+from movelab.data import cache
 
 RESULT, CURVE, CHECKPOINT, MODEL = "result.json", "curve.csv", "checkpoint.pt", "model.pt"
 # lr_scale: the schedule's multiplier of every peak learning rate at that step; the last column
@@ -47,13 +45,13 @@ def git_state() -> tuple[str | None, bool | None]:
 def environment() -> dict:
     commit, dirty = git_state()
     return {"git_commit": commit, "git_dirty": dirty, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "device": "cpu",
+            "python_version": platform.python_version(),
             "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(), "hostname": platform.node()}
 
 
 def write_result(out_dir: Path, result: dict) -> None:
-    write_json_atomically(out_dir / RESULT, result, indent=1)
+    cache.write_json_atomically(out_dir / RESULT, result, indent=1)
 
 
 def write_curve(out_dir: Path, rows: list[dict], columns: tuple[str, ...] = CURVE_COLUMNS) -> None:
@@ -61,7 +59,7 @@ def write_curve(out_dir: Path, rows: list[dict], columns: tuple[str, ...] = CURV
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    replace_file(out_dir / CURVE, buffer.getvalue().encode())
+    cache.write_atomically(out_dir / CURVE, buffer.getvalue().encode())
 
 
 class RecordError(ValueError):
@@ -78,7 +76,7 @@ LOOP_STATE_KEYS = {"step": int, "curve": list, "wall_seconds": (int, float), "st
 def save_tensors(path: Path, value) -> None:
     buffer = io.BytesIO()
     torch.save(value, buffer)
-    replace_file(path, buffer.getvalue())
+    cache.write_atomically(path, buffer.getvalue())
 
 
 def save_checkpoint(out_dir: Path, state: dict) -> None:
@@ -143,14 +141,3 @@ def remove_partials(out_dir: Path) -> None:
     for path in out_dir.glob(".*.partial-*"):
         if not path.name.startswith(".lock."):  # a claim being placed (movelab.training.claim)
             path.unlink(missing_ok=True)
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: a temporary file beside it, then a rename."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
