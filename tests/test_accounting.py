@@ -1,14 +1,11 @@
 """Parameter and FLOP accounting: analytic = structural = torch's counters."""
 
-import warnings
-
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from movelab.accounting import ACTIVE_GROUPS, PARAM_GROUPS, analytic_costs
 from movelab.config import build_config
+from movelab.counters import forward_flops_fvcore, train_flops_counted
 from movelab.model import GPT
 
 VARIANTS = [dict(value_path="standard"), dict(value_path="lave", density=1),
@@ -44,22 +41,17 @@ def test_analytic_equals_structural_and_groups_sum_to_total(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.label} w{c.width}")
 def test_flop_counter_mode_matches_analytic_matmul_flops(cfg):
-    """FlopCounterMode counts 2mnk per matmul, forward and backward. With the math attention
-    kernel it sees QK^T and AV as plain bmm's over the full T x T square, which is exactly
-    SPEC's 12 L d_kv T; CPU's fused flash kernel has no FLOP formula registered, so there it
-    sees the matmuls only. Lookups count zero in both; MoVE's slot contraction is a batched
-    matmul, so both see it, and it is the reported value-mix term (forward and 2x backward)."""
+    """FlopCounterMode (movelab.counters says what it sees) with the fused kernel counts the
+    train matmul FLOPs, with the math kernel also the 12 L d_kv T of attention; both see MoVE's
+    slot contraction, the reported value-mix term (forward and 2x backward)."""
     model = GPT(cfg)
     batch, costs = 3, analytic_costs(cfg)
     tokens = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len))
     n = batch * cfg.seq_len
-    with FlopCounterMode(display=False) as fused:
-        model(tokens, tokens).backward()
+    counted = train_flops_counted(model, tokens)
     mix = 3 * costs.flops_per_token_value_mix_forward
-    assert fused.get_total_flops() == n * (costs.flops_per_token_train_matmul + mix)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as math:
-        model(tokens, tokens).backward()
-    assert math.get_total_flops() == n * (costs.flops_per_token_train + mix)
+    assert counted["fused"] == n * (costs.flops_per_token_train_matmul + mix)
+    assert counted["math"] == n * (costs.flops_per_token_train + mix)
     assert costs.flops_per_token_train == 3 * costs.flops_per_token_forward
     assert costs.flops_per_token_train_attention == 12 * cfg.depth * cfg.d_kv * cfg.seq_len
 
@@ -68,16 +60,9 @@ def test_flop_counter_mode_matches_analytic_matmul_flops(cfg):
 def test_fvcore_counts_half_the_forward_matmul_flops(cfg):
     """fvcore counts one FLOP per multiply-add (so x2 to compare) and has no handler for fused
     attention or embedding lookups: they are reported unsupported and count zero."""
-    from fvcore.nn import FlopCountAnalysis
-
-    model = GPT(cfg).eval()
+    model = GPT(cfg)
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        analysis = FlopCountAnalysis(model, (tokens,))
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        total = analysis.total()
-        unsupported = analysis.unsupported_ops()
+    total, unsupported = forward_flops_fvcore(model, tokens)
     costs = analytic_costs(cfg)
     forward_matmul = 2 * costs.params_active + costs.flops_per_token_value_mix_forward
     assert 2 * total == 2 * cfg.seq_len * forward_matmul

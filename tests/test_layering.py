@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "movelab"
 LAYERS = {
     "foundation": ["movelab", "movelab.hashing", "movelab.config", "movelab.accounting", "movelab.memory",
                    "movelab.data.cache", "movelab.data.errors", "movelab.images.layout"],
-    "model and data": ["movelab.model", "movelab.data", "movelab.data.corpus",
+    "model and data": ["movelab.model", "movelab.counters", "movelab.data", "movelab.data.corpus",
                        "movelab.data.tokenizer", "movelab.data.shards", "movelab.data.prose",
                        "movelab.data.recall", "movelab.images",
                        "movelab.images.data", "movelab.images.tokenizer",
