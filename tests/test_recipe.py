@@ -1,4 +1,4 @@
-"""Recipe knobs (issue 12): every setting that changes a run is a config field in its hash, the
+"""Recipe knobs (the slot-axis study's): every setting that changes a run is a config field in its hash, the
 fields added later leave the committed runs' ids as they were, and each knob does what it says."""
 
 import dataclasses

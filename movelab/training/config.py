@@ -62,8 +62,8 @@ class TrainConfig(DictConfig):
     # corpus one pass costs about as much as training on 30k tokens)
     evals: int = 6
     seed: int = 0
-    # Recipe fields added 2026-12-01 (issue 12): left out of the hash at their defaults, so the
-    # committed runs, which ran with exactly these values, keep their ids.
+    # Recipe fields added 2026-12-01 for the slot-axis study: left out of the hash at their
+    # defaults, so the committed runs, which ran with exactly these values, keep their ids.
     memory_lr_scaling: str = recipe_field("constant")   # MEMORY_LR_SCALINGS
     router_lr: float | None = recipe_field(None)        # MoVE routers; None: the lr rule's value
     adam_beta1: float = recipe_field(0.9)
