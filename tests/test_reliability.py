@@ -14,6 +14,7 @@ import torch
 from movelab.cli import main
 from movelab.config import build_config
 from movelab.data import TokenData
+from movelab.data import task as text_task
 from movelab.training import claim, loop, record
 from movelab.training.config import RunConfig, TrainConfig
 from movelab.training.loop import Interrupted, RunError, train
@@ -160,7 +161,7 @@ def test_every_interrupt_exits_130_and_says_how_to_go_on(corpus, cache, tmp_path
     def stop(*args, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "prepare_text_data", stop)
+    monkeypatch.setattr(text_task, "prepare_text_data", stop)
     assert main(tiny_argv(corpus, cache, tmp_path / "a")) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "preparing the data" in err and err.count("\n") == 1
