@@ -1,4 +1,5 @@
-"""Command line: `movelab flops | train | sweep | demo | bench ...` (also `python -m movelab`).
+"""Command line: `movelab flops | train | sweep | demo | figures | bench ...` (also
+`python -m movelab`).
 
 Bad input (an impossible config, a missing dataset) ends with one line naming the problem and
 the fix, and exit status 2; no traceback.
@@ -248,6 +249,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"\nfigures: {len(figures)} files in {figures[0].parent}")
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from movelab.scaling.figures import write_all_figures
+
+    given = {"out_dir": args.out, "results_dir": args.results_dir, "sweep": args.sweep,
+             "image_sweep": args.image_sweep, "reference_dir": args.reference_dir,
+             "bootstrap": args.bootstrap}
+    try:  # what is not given takes write_all_figures' defaults
+        paths = write_all_figures(**{k: v for k, v in given.items() if v is not None})
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    for path in paths:
+        print(path)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
@@ -424,6 +439,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scratch folder (default ./scratch; committed results are untouched)")
     demo.add_argument("--jobs", type=whole_number(1), default=2, help="runs at once (default 2)")
     demo.set_defaults(func=cmd_demo)
+
+    figures = sub.add_parser(
+        "figures", help="draw the figures of the committed sweeps (results/figures; make figures)",
+        description="Draw every figure of a text sweep (accounting, scaling, memory "
+                    "decoupling, exchange rate, joint law, ablations, repetition, fit "
+                    "validation), and image_scaling when the image sweep has rows, as PNG and "
+                    "SVG, byte-identical on a rerun (fixed bootstrap seeds, SVG hash salt, no "
+                    "dates or software versions in the files); prints the paths written.",
+        epilog="examples:\n  movelab figures   (what `make figures` runs)\n"
+               "  movelab figures --results-dir scratch --sweep demo --out /tmp/figures",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    figures.add_argument("--out", type=Path,
+                         help="folder for the PNG and SVG files (default: results/figures)")
+    figures.add_argument("--results-dir", type=Path,
+                         help="folder holding <sweep>/runs.csv (default: the repository's results)")
+    figures.add_argument("--sweep", help="the text sweep (default cpu-text)")
+    figures.add_argument("--image-sweep",
+                         help="the image sweep, drawn when it has rows (default cpu-image)")
+    figures.add_argument("--reference-dir", type=Path,
+                         help="folder with chinchilla_fig4_points.csv (skipped if absent)")
+    figures.add_argument("--bootstrap", type=whole_number(1),
+                         help="bootstrap refits per fit (default 200)")
+    figures.set_defaults(func=cmd_figures)
 
     from movelab.training.config import TrainConfig
 
