@@ -1,17 +1,87 @@
-"""The config flags of `movelab train` and `movelab plan` and the RunConfig they assemble."""
+"""The config flags of `movelab train` and `movelab plan` and the RunConfig they assemble.
+
+Every field of ModelConfig, TrainConfig and ImageConfig is a flag, derived from the field: its
+name (or the `name` its metadata gives), its type, and the help, metavar and choices of its
+declaration (`setting` or `recipe_field` in movelab/config.py), so a new field needs only its
+declaration. A flag not given is None, and the field keeps its default. What the values may
+be is the configs' to check; here only what is about the flags themselves (--from with config
+flags, --task against --corpus) is.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
 
-from movelab.config import (BANK_INITS, PRESETS, RECIPE_FIELDS, VALUE_PATHS, ConfigError,
-                            ModelConfig, build_config)
+from movelab.config import PRESETS, ConfigError, ModelConfig, build_config
 
 
 class UsageError(Exception):
     """Raised for input that cannot work; main() prints it as one line and exits 2."""
+
+
+def flag_of(field: dataclasses.Field) -> str:
+    """The command-line flag of a config field, e.g. '--vocab-size', '--heads' (n_heads)."""
+    return "--" + field.metadata.get("name", field.name).replace("_", "-")
+
+
+def help_of(field: dataclasses.Field) -> str:
+    """The flag's help: the field's, with {default} replaced by its default."""
+    default = field.default
+    shown = f"{default:g}" if isinstance(default, float) else str(default)
+    return field.metadata["help"].replace("{default}", shown)
+
+
+def value_type(cls: type, field: dataclasses.Field) -> type:
+    """The type of a field's values: its annotation without None (`int | None` -> int)."""
+    hint = typing.get_type_hints(cls)[field.name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        kinds = [k for k in typing.get_args(hint) if k is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"{cls.__name__}.{field.name}: a flag takes one type, not {hint}")
+        hint = kinds[0]
+    return hint
+
+
+def add_field_flags(cls: type, groups: dict[str, argparse._ArgumentGroup],
+                    exclusive: tuple[str, ...] = ()) -> None:
+    """A flag for every field of the dataclass `cls`, in field order, into argument groups:
+    `groups` maps the field that opens a group to it (the fields after it, up to the next
+    group's, join it). The fields in `exclusive` take one mutually exclusive group."""
+    group = together = None
+    for field in dataclasses.fields(cls):
+        if field.name in groups:
+            group = groups[field.name]
+        if group is None:
+            raise TypeError(f"{cls.__name__}.{field.name} comes before every group's first field")
+        target = group
+        if field.name in exclusive:
+            together = together or group.add_mutually_exclusive_group()
+            target = together
+        kind, flag = value_type(cls, field), flag_of(field)
+        if kind is bool:  # --name and --no-name, one of them at most
+            pair = target.add_mutually_exclusive_group()
+            pair.add_argument(flag, dest=field.name, action="store_true", default=None,
+                              help=help_of(field))
+            pair.add_argument("--no-" + flag[2:], dest=field.name, action="store_false",
+                              help=field.metadata["off"])
+            continue
+        metavar = field.metadata.get("metavar")
+        if metavar is None and "name" in field.metadata and "choices" not in field.metadata:
+            metavar = flag[2:].replace("-", "_").upper()  # named by the flag, not the field
+        target.add_argument(flag, dest=field.name, type=None if kind is str else kind,
+                            choices=field.metadata.get("choices"), metavar=metavar,
+                            help=help_of(field))
+
+
+def given(args: argparse.Namespace, cls: type) -> dict:
+    """The fields of `cls` whose flags were given, with their values."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name) is not None}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -19,139 +89,29 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
                    help=f"a ladder rung: {', '.join(PRESETS)}. Without it the CPU ladder's rule "
                         "derives everything from --depth (width 16 x depth, heads of 32)")
-    g.add_argument("--depth", type=int, help="layers L (default: the preset's, or 4)")
-    g.add_argument("--width", type=int, help="model width d (default: the ladder's aspect x depth)")
-    g.add_argument("--heads", type=int, help="attention heads H (default: width / ladder head size)")
-    g.add_argument("--vocab-size", type=int, help="vocabulary size V (default: the ladder's)")
-    g.add_argument("--seq-len", type=int, help="context length T (default: the ladder's)")
-    g.add_argument("--value-path", choices=VALUE_PATHS,
-                   help="standard, lave (layer-wise value embeddings) or move (mixture of value "
-                        "embeddings); default standard")
-    g.add_argument("--density", type=float, metavar="K",
-                   help="lave: 1 (every other layer) or 2 (every layer); move: xK, M = K*L/2 slots")
-    g.add_argument("--slots", type=int, metavar="M", help="move: number of slots (overrides --density)")
-    gate = g.add_mutually_exclusive_group()
-    gate.add_argument("--gate-standard", dest="gate_standard", action="store_true", default=None,
-                      help="lave ablation: also gate the standard value path")
-    gate.add_argument("--no-gate-standard", dest="gate_standard", action="store_false",
-                      help="move ablation: fix the standard path's gate g0 at 1")
-    d = ModelConfig()
-    g = parser.add_argument_group("initialisation (recipe; defaults are the paper's)")
-    g.add_argument("--router-init-std", type=float,
-                   help=f"move: std of the routers' normal init; 0 = zero, every gate 1 "
-                        f"(default {d.router_init_std:g})")
-    g.add_argument("--bank-init", choices=BANK_INITS,
-                   help="move: bank std 1/sqrt(d) (width, default) or 1/sqrt(d M) (width_slots)")
-    g.add_argument("--embed-init-std", type=float,
-                   help=f"token embedding std (default {d.embed_init_std:g})")
-    g.add_argument("--head-init-std", type=float,
-                   help=f"output head std (default {d.head_init_std:g})")
+    init = parser.add_argument_group("initialisation (recipe; defaults are the paper's)")
+    add_field_flags(ModelConfig, {"depth": g, "embed_init_std": init})
 
 
 def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
                      seq_len: int | None = None) -> ModelConfig:
     """The model of the flags; vocab_size and seq_len are defaults that the flags override."""
-    density = args.density
-    if density is not None and float(density).is_integer():
-        density = int(density)
-    recipe = {f: getattr(args, f) for f in RECIPE_FIELDS if getattr(args, f) is not None}
-    return build_config(args.preset, depth=args.depth, width=args.width, heads=args.heads,
-                        vocab_size=args.vocab_size if args.vocab_size is not None else vocab_size,
-                        seq_len=args.seq_len if args.seq_len is not None else seq_len,
-                        value_path=args.value_path or "standard", density=density, slots=args.slots,
-                        gate_standard=args.gate_standard, **recipe)
-
-
-MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "value_path",
-               "density", "slots", "gate_standard", *sorted(RECIPE_FIELDS))
-TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
-               "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
-               "grad_clip", "evals", "seed", "eval_split", "memory_lr_scaling", "router_lr",
-               "adam_beta1", "adam_beta2", "adam_eps", "lr_reference_width", "val_fraction",
-               "eval_batch", "memory_update")
-IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
-               "fid_samples")
-DEFAULT_TOKENS = 1_000_000
+    settings = {"vocab_size": vocab_size, "seq_len": seq_len, **given(args, ModelConfig)}
+    settings["heads"] = settings.pop("n_heads", None)  # the depth dial's name for it
+    return build_config(args.preset, **settings)
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from movelab.training.config import (EVAL_SPLITS, MEMORY_LR_SCALINGS, MEMORY_UPDATES, OPTIMIZERS,
-                                         ImageConfig, TrainConfig)
+    from movelab.training.config import HORIZONS, ImageConfig, TrainConfig
 
-    d = TrainConfig(tokens=1)
-    g = parser.add_argument_group("data and horizon")
-    g.add_argument("--task", choices=("text", "image"),
-                   help="text (default) or image: class-conditional generation of Fashion-MNIST "
-                        "codes (sets --corpus fashion-mnist and the vocabulary and context of "
-                        "the image tokens: 523 and 49 at the defaults)")
-    g.add_argument("--corpus", help="text: wiki (default; offline, ships in gensim's wheel), "
-                                    "pydocs (Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
-                                    "prose (Debian's dictionaries and documentation, with a test "
-                                    "split; docs/corpora.md), "
-                                    "text:PATH (a file or folder of .txt/.md), "
-                                    "fineweb-edu[:PARQUET_DIR], recall:K=N (synthetic positive "
-                                    "control of the slot axis, val_bpb is bits per token; "
-                                    "movelab/data/recall.py); image: fashion-mnist (default) "
-                                    "or fashion-mnist:IDX_DIR")
-    h = g.add_mutually_exclusive_group()
-    h.add_argument("--tokens", type=int, metavar="N",
-                   help=f"train on N tokens (default {DEFAULT_TOKENS:,})")
-    h.add_argument("--tokens-per-param", type=float, metavar="R", help="R tokens per active parameter")
-    h.add_argument("--flops", type=float, metavar="C", help="a training-FLOP budget (6N + attention)")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, help=f"sequences per step, global (default {d.batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help="adamw (default) or muon for the transformer matrices")
-    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate of matrices, gates, head "
-                                            f"and norms at width 64, scaled by 64/width "
-                                            f"(default {d.lr:g})")
-    g.add_argument("--embedding-lr", type=float,
-                   help=f"token embedding (default {d.embedding_lr:g})")
-    g.add_argument("--memory-lr", type=float,
-                   help=f"LaVE tables and MoVE bank (default {d.memory_lr:g})")
-    g.add_argument("--memory-lr-scaling", choices=MEMORY_LR_SCALINGS,
-                   help="memory learning rate over M slots: x1 (constant, default), x1/sqrt(M) "
-                        "(inv_sqrt) or x1/M (inv)")
-    g.add_argument("--memory-update", choices=MEMORY_UPDATES,
-                   help="dense (default): AdamW steps every memory row each step; lazy: "
-                        "row-sparse gradients and SparseAdam on the rows a batch touches "
-                        "(eager, one process)")
-    g.add_argument("--router-lr", type=float,
-                   help="move routers' learning rate (default: the --lr rule's, as gates and norms)")
-    g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
-    g.add_argument("--weight-decay", type=float, help=f"on matrices (default {d.weight_decay:g})")
-    g.add_argument("--warmup-frac", type=float, help=f"default {d.warmup_frac:g}")
-    g.add_argument("--final-lr-frac", type=float, help=f"cosine floor (default {d.final_lr_frac:g})")
-    g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
-    g.add_argument("--adam-beta1", type=float, help=f"AdamW beta1 (default {d.adam_beta1:g})")
-    g.add_argument("--adam-beta2", type=float, help=f"AdamW beta2 (default {d.adam_beta2:g})")
-    g.add_argument("--adam-eps", type=float, help=f"AdamW eps (default {d.adam_eps:g})")
-    g.add_argument("--lr-reference-width", type=int,
-                   help=f"--lr applies at this width, scaled by it / width "
-                        f"(default {d.lr_reference_width})")
-    g.add_argument("--val-fraction", type=float,
-                   help=f"share of a text corpus's documents held out (default {d.val_fraction:g})")
-    g.add_argument("--eval-batch", type=int,
-                   help="validation windows per forward pass (default: 16 text, 500 image)")
-    g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
-    g.add_argument("--seed", type=int, help="init and batch order (default 0)")
-    g.add_argument("--eval-split", choices=EVAL_SPLITS,
-                   help="what validation scores: dev (default; for every choice) or test (for "
-                        "claims; corpora with a test split: prose)")
-    i = ImageConfig()
-    g = parser.add_argument_group("image task (--task image)")
-    g.add_argument("--patch", type=int, help=f"tokenizer tile size (default {i.patch}: 7x7 codes)")
-    g.add_argument("--codebook-size", type=int,
-                   help=f"tokenizer codes K; vocabulary K + 11 (default {i.codebook_size})")
-    g.add_argument("--label-dropout", type=float,
-                   help=f"share of training images with the null class (default {i.label_dropout:g})")
-    g.add_argument("--cfg-scale", type=float,
-                   help=f"classifier-free guidance s: uncond + s (cond - uncond); 1: none "
-                        f"(default {i.cfg_scale:g})")
-    g.add_argument("--temperature", type=float, help=f"sampling temperature (default {i.temperature:g})")
-    g.add_argument("--top-k", type=int, help="sample from the k most likely codes (default: all)")
-    g.add_argument("--fid-samples", type=int,
-                   help=f"images generated for FID and class accuracy (default {i.fid_samples})")
+    data = parser.add_argument_group("data and horizon")
+    data.add_argument("--task", choices=("text", "image"),
+                      help="text (default) or image: class-conditional generation of "
+                           "Fashion-MNIST codes (sets --corpus fashion-mnist and the vocabulary "
+                           "and context of the image tokens: 523 and 49 at the defaults)")
+    optimisation = parser.add_argument_group("optimisation")
+    add_field_flags(TrainConfig, {"corpus": data, "batch_size": optimisation}, exclusive=HORIZONS)
+    add_field_flags(ImageConfig, {"patch": parser.add_argument_group("image task (--task image)")})
 
 
 def read_record(path: Path) -> dict:
@@ -167,37 +127,33 @@ def read_record(path: Path) -> dict:
 
 
 def run_config_from_args(args: argparse.Namespace):
-    from movelab.training.config import (IMAGE_CORPUS, ImageConfig, RunConfig, TrainConfig,
-                                         is_image_corpus)
+    from movelab.training.config import (DEFAULT_TOKENS, HORIZONS, IMAGE_CORPUS, ImageConfig,
+                                         RunConfig, TrainConfig, is_image_corpus)
 
     if args.from_record is not None:
-        given = [f for f in MODEL_FLAGS + TRAIN_FLAGS + IMAGE_FLAGS + ("task",)
-                 if getattr(args, f) is not None]
-        if given:
-            raise UsageError(f"--from reruns a recorded config as it is; drop "
-                             f"{', '.join('--' + f.replace('_', '-') for f in given)}")
+        flags = [flag_of(f) for cls in (ModelConfig, TrainConfig, ImageConfig)
+                 for f in dataclasses.fields(cls) if getattr(args, f.name) is not None]
+        flags = [f"--{name}" for name in ("preset", "task") if getattr(args, name) is not None
+                 ] + flags
+        if flags:
+            raise UsageError(f"--from reruns a recorded config as it is; drop {', '.join(flags)}")
         try:
             return RunConfig.from_dict(read_record(args.from_record)["config"])
         except ConfigError as err:
             raise UsageError(f"--from {args.from_record}: {err}") from None
-    chosen = {f: getattr(args, f) for f in TRAIN_FLAGS if getattr(args, f) is not None}
-    if not {"tokens", "tokens_per_param", "flops"} & set(chosen):
-        chosen["tokens"] = DEFAULT_TOKENS
-    image_flags = {f: getattr(args, f) for f in IMAGE_FLAGS if getattr(args, f) is not None}
-    task = args.task or ("image" if is_image_corpus(chosen.get("corpus", "")) else "text")
+    train, image = given(args, TrainConfig), given(args, ImageConfig)
+    if not set(HORIZONS) & set(train):
+        train["tokens"] = DEFAULT_TOKENS
+    corpus = train.get("corpus", "")
+    task = args.task or ("image" if is_image_corpus(corpus) else "text")
     if task == "text":
-        if is_image_corpus(chosen.get("corpus", "")):
-            raise UsageError(f"--corpus {chosen['corpus']} is image data; use --task image")
-        if image_flags:
-            raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in image_flags)} "
-                             f"{'applies' if len(image_flags) == 1 else 'apply'} only to image "
-                             "runs; add --task image or drop it")
-        return RunConfig(config_from_args(args), TrainConfig(**chosen))
-    chosen.setdefault("corpus", IMAGE_CORPUS)
-    if not is_image_corpus(chosen["corpus"]):
-        raise UsageError(f"--task image trains on {IMAGE_CORPUS} or {IMAGE_CORPUS}:IDX_DIR, not "
-                         f"--corpus {chosen['corpus']}")
-    image = ImageConfig(**image_flags)
+        if is_image_corpus(corpus):
+            raise UsageError(f"--corpus {corpus} is image data; use --task image")
+        # image settings on a text corpus: RunConfig names them
+        return RunConfig(config_from_args(args), TrainConfig(**train),
+                         ImageConfig(**image) if image else None)
+    train.setdefault("corpus", IMAGE_CORPUS)
+    image = ImageConfig(**image)
     model = config_from_args(args, vocab_size=image.layout.vocab_size,
                              seq_len=image.layout.seq_len)
-    return RunConfig(model, TrainConfig(**chosen), image)
+    return RunConfig(model, TrainConfig(**train), image)
