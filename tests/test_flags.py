@@ -3,6 +3,8 @@ field declared with `setting` or `recipe_field` is a flag with its help, and the
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +124,27 @@ def test_from_names_every_config_flag_given_beside_it(tmp_path, capsys):
                  "--no-gate-standard", "--preset", "cpu-d2"]) == 2
     err = capsys.readouterr().err
     assert "drop --preset, --heads, --gate-standard, --cfg-scale" in err and err.count("\n") == 1
+
+
+def as_flags(config: dict) -> list[str]:
+    """The flags that give a recorded run config, field by field."""
+    fields = {f.name: f for cls in CONFIGS for f in dataclasses.fields(cls)}
+    flags = []
+    for part in config.values():
+        for name, value in part.items():
+            flag = flag_of(fields[name])
+            if isinstance(value, bool):
+                flags.append(flag if value else "--no-" + flag[2:])
+            elif value is not None:
+                flags += [flag, str(value)]
+    return flags
+
+
+def test_the_flags_of_committed_runs_give_their_run_ids():
+    records = sorted(Path(__file__).resolve().parents[1].glob("results/*/runs/*/result.json"))
+    assert records, "no committed runs found"
+    parser = build_parser()
+    for path in records:
+        config = json.loads(path.read_text())["config"]
+        run = run_config_from_args(parser.parse_args(["train", *as_flags(config)]))
+        assert run.hash() == path.parent.name, path
