@@ -84,9 +84,9 @@ class LaveMix(nn.Module):
 class MoveMix(nn.Module):
     """One layer's router over the shared bank: H x (M + 1) gates (g0 for the standard path)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
-        self.gate_standard = cfg.gate_standard
+        self.gate_standard, self.layer = cfg.gate_standard, layer
         n_gates = cfg.slots + (1 if cfg.gate_standard else 0)
         self.router = nn.Linear(cfg.width, cfg.n_heads * n_gates, bias=False)
 
@@ -96,7 +96,7 @@ class MoveMix(nn.Module):
         if self.gate_standard:
             v = g[..., :1] * v
             g = g[..., 1:]
-        return v + bank_values.mix(g)
+        return v + bank_values.mix(g, self.layer)
 
 
 class BankValues:
@@ -106,57 +106,71 @@ class BankValues:
     batched (1 x M) @ (M x D) matmul per token and head, with no copy per layer. Its FLOPs
     (2 M d_kv a layer) are outside the 6N convention (docs/design.md) and are reported on their own.
 
-    With `pending` (training), the bank's gradient is left out of each layer's backward: every
+    With `taps` (training), the bank's gradient is left out of each layer's backward: every
     layer's gradient into the bank is an outer product g_l dy_l^T of size M x D per token and
     head, and summing L of them one layer at a time writes and re-reads a (B, T, M, d_kv) tensor
-    L times. `SlotMix` only records (g_l, dy_l); `BankGradient` sums them in one matmul,
-    G (M x L) @ dY (L x D), when backward reaches the bottom of the stack. Without `pending`
-    (the reference path, and inference) plain autograd does the same arithmetic.
+    L times. Instead `SlotMix` hands (g_l, dy_l) back as the gradients of two zero-sized-in-memory
+    "tap" tensors that `BankGradient` gave out in the forward, and `BankGradient` sums them in one
+    matmul, G (M x L) @ dY (L x D), when backward reaches the bottom of the stack. Everything
+    flows through autograd's own edges (no side channel), so torch.compile traces it in one
+    graph. Without `taps` (the reference path, and inference) plain autograd does the same
+    arithmetic.
     """
 
-    def __init__(self, values: torch.Tensor, pending: list | None):
-        self.values, self.pending = values, pending
+    def __init__(self, values: torch.Tensor, taps: list | None = None):
+        self.values, self.taps = values, taps
 
-    def mix(self, g: torch.Tensor) -> torch.Tensor:
-        """g (B, T, H, M) -> sum_i g_i E_i, (B, T, H, D)."""
-        if self.pending is None:
+    def mix(self, g: torch.Tensor, layer: int) -> torch.Tensor:
+        """Layer `layer`'s gates g (B, T, H, M) -> sum_i g_i E_i, (B, T, H, D)."""
+        if self.taps is None:
             return (g.unsqueeze(-2) @ self.values).squeeze(-2)
-        return SlotMix.apply(g, self.values, self.pending)
+        return SlotMix.apply(g, self.values, *self.taps[layer])
+
+
+def _tap(x: torch.Tensor, shape) -> torch.Tensor:
+    """A tensor of `shape` that holds no memory of its own (zeros, broadcast)."""
+    return x.new_zeros(()).expand(shape)
 
 
 class SlotMix(torch.autograd.Function):
-    """One layer's slot mix; its backward returns the gates' gradient and records the bank's."""
+    """One layer's slot mix over bank values that autograd does not differentiate; its backward
+    returns the gates' gradient, and (g, dy) as the "gradients" of the two taps, which carry
+    them to BankGradient."""
 
     @staticmethod
-    def forward(ctx, g, values, pending):
+    def forward(ctx, g, values, gate_tap, out_tap):
         ctx.save_for_backward(g, values)
-        ctx.pending = pending
         return (g.unsqueeze(-2) @ values).squeeze(-2)
 
     @staticmethod
     def backward(ctx, grad_out):
         g, values = ctx.saved_tensors
-        ctx.pending.append((g, grad_out))
-        return (values @ grad_out.unsqueeze(-1)).squeeze(-1), None, None
+        grad_g = (values @ grad_out.unsqueeze(-1)).squeeze(-1)
+        return grad_g, None, g, grad_out
 
 
 class BankGradient(torch.autograd.Function):
-    """Identity on the token embeddings x that carries the bank values' gradient. x feeds the
-    first layer, so autograd reaches this node only after every layer's backward has run and
-    every SlotMix has recorded its (g, dy); the bank's gradient is then their sum, one matmul."""
+    """Identity on the token embeddings x that carries the bank values' gradient and hands out
+    two taps per layer. x feeds the first layer, so autograd reaches this node only after every
+    layer's backward has run and handed back its (g, dy) through the taps; the bank's gradient
+    is then their sum, one matmul."""
 
     @staticmethod
-    def forward(ctx, x, values, pending):
-        ctx.pending = pending
-        return x.view_as(x)
+    def forward(ctx, x, values, layers: int):
+        gate_shape, out_shape = values.shape[:-1], (*values.shape[:-2], values.shape[-1])
+        taps = []
+        for _ in range(layers):
+            taps += [_tap(values, gate_shape), _tap(values, out_shape)]
+        return (x.view_as(x), *taps)
 
     @staticmethod
-    def backward(ctx, grad_x):
-        if not ctx.pending:
+    def backward(ctx, grad_x, *grad_taps):
+        gates, grad_outs = grad_taps[0::2], grad_taps[1::2]
+        used = [(g, dy) for g, dy in zip(gates, grad_outs) if g is not None and dy is not None]
+        if not used:
             return grad_x, None, None
-        gates = torch.stack([g for g, _ in ctx.pending], dim=-1)          # (B, T, H, M, L)
-        grad_outs = torch.stack([dy for _, dy in ctx.pending], dim=-2)    # (B, T, H, L, D)
-        ctx.pending.clear()
+        gates = torch.stack([g for g, _ in used], dim=-1)          # (B, T, H, M, L)
+        grad_outs = torch.stack([dy for _, dy in used], dim=-2)    # (B, T, H, L, D)
         return grad_x, gates @ grad_outs, None
 
 
@@ -172,7 +186,7 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(cfg.head_dim)
         self.layer, self.value_mix = layer, None
         if cfg.value_path == "move":
-            self.value_mix = MoveMix(cfg)
+            self.value_mix = MoveMix(cfg, layer)
         elif layer in cfg.lave_layers:
             self.value_mix = LaveMix(cfg)
         elif cfg.value_path == "standard" and cfg.gate_standard:
@@ -321,15 +335,11 @@ class GPT(nn.Module):
                 # autocast would cast these fp32 rows to bf16 in every layer's mix, and the fast
                 # path's hand-written backward would meet bf16 gradients with fp32 values: cast once
                 values = values.to(torch.get_autocast_dtype(values.device.type))
-            # under torch.compile the fast path's side channel (a list the backward appends to)
-            # breaks the graph at every layer; the compiler fuses plain autograd's sum itself
-            if (self.fast_bank_gradient and self.training and torch.is_grad_enabled()
-                    and not torch.compiler.is_compiling()):
-                pending: list = []
-                x = BankGradient.apply(x, values, pending)
-                bank_values = BankValues(values.detach(), pending)
+            if self.fast_bank_gradient and self.training and torch.is_grad_enabled():
+                x, *taps = BankGradient.apply(x, values, self.cfg.depth)
+                bank_values = BankValues(values.detach(), list(zip(taps[0::2], taps[1::2])))
             else:
-                bank_values = BankValues(values, None)
+                bank_values = BankValues(values)
         for block in self.blocks:
             x = block(x, cos, sin, tokens, bank_values, cache)
         logits = self.head(self.final_norm(x))
