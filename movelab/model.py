@@ -50,6 +50,21 @@ def value_embedding_init_(weight: torch.Tensor, width: int, slots: int = 1):
     nn.init.uniform_(weight, -bound, bound)
 
 
+def matrix_init_(linear: nn.Linear):
+    """Transformer matrices that read the residual stream: uniform in +-sqrt(3 / fan_in)."""
+    bound = math.sqrt(3.0 / linear.in_features)
+    nn.init.uniform_(linear.weight, -bound, bound)
+
+
+def gate_init_(linear: nn.Linear, std: float = 0.0):
+    """Gates and routers: zero, so every gate starts at exactly 2 sigmoid(0) = 1; a router with
+    `std` > 0 starts near, not at, 1, different per slot (symmetry breaking)."""
+    if std > 0:
+        nn.init.normal_(linear.weight, std=std)
+    else:
+        nn.init.zeros_(linear.weight)
+
+
 class StandardGate(nn.Module):
     """The standard path's gate alone, V = g0 V with g0 = 2 sigmoid(h W_g,l) per head: MoVE's
     gating without its memory (a control)."""
@@ -57,6 +72,9 @@ class StandardGate(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.gate = nn.Linear(cfg.width, cfg.n_heads, bias=False)
+
+    def init_weights(self, cfg: ModelConfig):
+        gate_init_(self.gate)
 
     def forward(self, h, v, tokens, bank_values):
         return (2 * torch.sigmoid(self.gate(h))).unsqueeze(-1) * v
@@ -71,6 +89,10 @@ class LaveMix(nn.Module):
         self.table = nn.Embedding(cfg.vocab_size, cfg.d_kv)
         # with the ablation the gate has a second set of heads for the standard path
         self.gate = nn.Linear(cfg.width, cfg.n_heads * (2 if cfg.gate_standard else 1), bias=False)
+
+    def init_weights(self, cfg: ModelConfig):
+        value_embedding_init_(self.table.weight, cfg.width)
+        gate_init_(self.gate)
 
     def forward(self, h, v, tokens, bank_values):
         B, T, H, D = v.shape
@@ -89,6 +111,9 @@ class MoveMix(nn.Module):
         self.gate_standard, self.layer = cfg.gate_standard, layer
         n_gates = cfg.slots + (1 if cfg.gate_standard else 0)
         self.router = nn.Linear(cfg.width, cfg.n_heads * n_gates, bias=False)
+
+    def init_weights(self, cfg: ModelConfig):
+        gate_init_(self.router, cfg.router_init_std)
 
     def forward(self, h, v, tokens, bank_values: "BankValues"):
         B, T, H, D = v.shape
@@ -192,6 +217,15 @@ class Attention(nn.Module):
         elif cfg.value_path == "standard" and cfg.gate_standard:
             self.value_mix = StandardGate(cfg)
 
+    def init_weights(self, cfg: ModelConfig):
+        for matrix in (self.q, self.k, self.v):
+            matrix_init_(matrix)
+        nn.init.zeros_(self.o.weight)  # residual outputs start at zero (nanochat)
+        nn.init.ones_(self.q_norm.weight)
+        nn.init.ones_(self.k_norm.weight)
+        if self.value_mix is not None:
+            self.value_mix.init_weights(cfg)
+
     def forward(self, h, cos, sin, tokens, bank_values, cache=None):
         B, T, _ = h.shape
         shape = (B, T, self.n_heads, self.head_dim)
@@ -214,6 +248,10 @@ class MLP(nn.Module):
         self.fc = nn.Linear(cfg.width, 4 * cfg.width, bias=False)
         self.proj = nn.Linear(4 * cfg.width, cfg.width, bias=False)
 
+    def init_weights(self, cfg: ModelConfig):
+        matrix_init_(self.fc)
+        nn.init.zeros_(self.proj.weight)  # a residual output
+
     def forward(self, x):
         return self.proj(F.relu(self.fc(x)).square())
 
@@ -225,6 +263,12 @@ class Block(nn.Module):
         self.attn = Attention(cfg, layer)
         self.mlp_norm = nn.RMSNorm(cfg.width)
         self.mlp = MLP(cfg)
+
+    def init_weights(self, cfg: ModelConfig):
+        nn.init.ones_(self.attn_norm.weight)
+        self.attn.init_weights(cfg)
+        nn.init.ones_(self.mlp_norm.weight)
+        self.mlp.init_weights(cfg)
 
     def forward(self, x, cos, sin, tokens, bank_values, cache=None):
         x = x + self.attn(self.attn_norm(x), cos, sin, tokens, bank_values, cache)
@@ -292,25 +336,17 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self):
+        """Every weight's initialisation, named per module (docs/design.md); the random draws
+        happen in module order, so a seed gives the same model as it always has."""
         cfg = self.cfg
         nn.init.normal_(self.embed.weight, std=cfg.embed_init_std)
         nn.init.normal_(self.head.weight, std=cfg.head_init_std)
-        for name, module in self.named_modules():
-            if isinstance(module, nn.RMSNorm):
-                nn.init.ones_(module.weight)
-            elif isinstance(module, nn.Embedding) and module is not self.embed:
-                slots = cfg.slots if module is self.bank and cfg.bank_init == "width_slots" else 1
-                value_embedding_init_(module.weight, cfg.width, slots)
-            elif isinstance(module, nn.Linear) and module is not self.head:
-                if name.endswith(".router") and cfg.router_init_std > 0:
-                    # symmetry breaking: gates start near, not at, 1 and differ between slots
-                    nn.init.normal_(module.weight, std=cfg.router_init_std)
-                elif name.endswith((".o", ".proj", ".router", ".gate")):
-                    # residual outputs start at zero (nanochat); gates start at exactly 2 sigmoid(0) = 1
-                    nn.init.zeros_(module.weight)
-                else:
-                    bound = math.sqrt(3.0 / module.in_features)
-                    nn.init.uniform_(module.weight, -bound, bound)
+        if self.bank is not None:
+            slots = cfg.slots if cfg.bank_init == "width_slots" else 1
+            value_embedding_init_(self.bank.weight, cfg.width, slots)
+        for block in self.blocks:
+            block.init_weights(cfg)
+        nn.init.ones_(self.final_norm.weight)
 
     def forward(self, tokens, targets=None, reduction: str = "mean", cache: KVCache | None = None):
         """tokens (B, T) -> logits (B, T, V), or the cross-entropy with `targets`

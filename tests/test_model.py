@@ -221,3 +221,44 @@ def test_fast_bank_gradient_accumulates_over_backward_calls():
     once = model.bank.weight.grad.clone()
     model(tokens, tokens).backward()
     torch.testing.assert_close(model.bank.weight.grad, 2 * once)
+
+
+def init_by_name_suffix_(model: GPT):
+    """The initialisation as it was chosen before it was explicit per module (commit c596c86: by
+    parameter-name suffix); kept only as the oracle of the test below."""
+    import math
+
+    cfg = model.cfg
+    torch.nn.init.normal_(model.embed.weight, std=cfg.embed_init_std)
+    torch.nn.init.normal_(model.head.weight, std=cfg.head_init_std)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.RMSNorm):
+            torch.nn.init.ones_(module.weight)
+        elif isinstance(module, torch.nn.Embedding) and module is not model.embed:
+            slots = cfg.slots if module is model.bank and cfg.bank_init == "width_slots" else 1
+            bound = math.sqrt(3.0) / math.sqrt(cfg.width * slots)
+            torch.nn.init.uniform_(module.weight, -bound, bound)
+        elif isinstance(module, torch.nn.Linear) and module is not model.head:
+            if name.endswith(".router") and cfg.router_init_std > 0:
+                torch.nn.init.normal_(module.weight, std=cfg.router_init_std)
+            elif name.endswith((".o", ".proj", ".router", ".gate")):
+                torch.nn.init.zeros_(module.weight)
+            else:
+                bound = math.sqrt(3.0 / module.in_features)
+                torch.nn.init.uniform_(module.weight, -bound, bound)
+
+
+@pytest.mark.parametrize("kw", [*PATHS, dict(value_path="move", density=2, router_init_std=0.5,
+                                             bank_init="width_slots"),
+                                dict(value_path="standard", gate_standard=True)])
+def test_explicit_init_draws_the_same_weights_as_the_name_suffix_rule(kw, monkeypatch):
+    """A seeded model's initial parameters are bit for bit those of the old suffix rule (so
+    committed runs keep their weights), and renaming a module cannot change them silently."""
+    torch.manual_seed(3)
+    explicit = GPT(tiny(**kw))
+    monkeypatch.setattr(GPT, "reset_parameters", torch.no_grad()(init_by_name_suffix_))
+    torch.manual_seed(3)
+    by_suffix = dict(GPT(tiny(**kw)).named_parameters())
+    for name, p in explicit.named_parameters():
+        assert torch.equal(p, by_suffix[name]), name
+    assert explicit.head.weight.std() > 0
