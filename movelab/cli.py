@@ -256,7 +256,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto (default): a GPU when torch sees one (bf16 autocast, TF32), else "
                         "the CPU (fp32)")
-    g.add_argument("--compile", action="store_true", help="train through torch.compile")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train through torch.compile, or --no-compile: eager (default: compiled "
+                        "for a CPU run of 1e13 training FLOPs or more, eager otherwise)")
     add_tracker_arg(g)
 
 
