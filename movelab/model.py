@@ -199,6 +199,42 @@ class BankGradient(torch.autograd.Function):
         return grad_x, gates @ grad_outs, None
 
 
+HEAD_CHUNK_ROWS = 256  # a chunk's logits, 256 x V fp32, stay in cache at V = 4096
+
+
+class ChunkedHeadLoss(torch.autograd.Function):
+    """The output head and the mean cross-entropy (targets of -1 ignored) over row chunks of
+    x: each chunk's logits are computed, turned into its loss and its gradient (softmax minus
+    one-hot, over the count of counted targets) and dropped, so the full (N, V) logits never
+    exist. The gradients of x and of the head's weight are made in the forward and scaled by
+    the loss's gradient in the backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, targets, chunk_rows: int):
+        counted = targets != -1
+        count = counted.sum().clamp_min(1).to(x.dtype)
+        loss = x.new_zeros(())
+        grad_x, grad_weight = torch.empty_like(x), torch.zeros_like(weight)
+        for start in range(0, x.shape[0], chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            logits = x[rows] @ weight.t()
+            target = targets[rows].clamp_min(0).unsqueeze(1)
+            weights = counted[rows].to(x.dtype).unsqueeze(1)
+            lse = torch.logsumexp(logits, dim=1, keepdim=True)
+            loss = loss + ((lse - logits.gather(1, target)) * weights).sum()
+            grad_logits = torch.exp(logits - lse).scatter_add(
+                1, target, -torch.ones_like(lse)) * (weights / count)
+            grad_x[rows] = grad_logits @ weight
+            grad_weight += grad_logits.t() @ x[rows]
+        ctx.save_for_backward(grad_x, grad_weight)
+        return loss / count
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_x, grad_weight = ctx.saved_tensors
+        return grad_x * grad_loss, grad_weight * grad_loss, None, None
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
@@ -323,6 +359,9 @@ class GPT(nn.Module):
         self.bank = None
         # False: the bank's gradient through plain autograd (the reference the tests compare with)
         self.fast_bank_gradient = True
+        # True: the head and the training loss in row chunks (ChunkedHeadLoss; False: the
+        # reference, logits then F.cross_entropy)
+        self.chunked_head_loss = True
         if cfg.value_path == "move":
             # stored flat as (V, M * d_kv) so one embedding lookup gathers every slot of a token
             self.bank = nn.Embedding(cfg.vocab_size, cfg.slots * cfg.d_kv)
@@ -378,7 +417,13 @@ class GPT(nn.Module):
                 bank_values = BankValues(values)
         for block in self.blocks:
             x = block(x, cos, sin, tokens, bank_values, cache)
-        logits = self.head(self.final_norm(x))
+        x = self.final_norm(x)
+        if (targets is not None and self.chunked_head_loss and reduction == "mean"
+                and self.training and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):
+            return ChunkedHeadLoss.apply(x.reshape(B * T, -1), self.head.weight,
+                                         targets.reshape(-1), HEAD_CHUNK_ROWS)
+        logits = self.head(x)
         if targets is None:
             return logits
         return F.cross_entropy(logits.float().view(B * T, -1), targets.reshape(-1),

@@ -262,3 +262,30 @@ def test_explicit_init_draws_the_same_weights_as_the_name_suffix_rule(kw, monkey
     for name, p in explicit.named_parameters():
         assert torch.equal(p, by_suffix[name]), name
     assert explicit.head.weight.std() > 0
+
+
+@pytest.mark.parametrize("kw", [PATHS[0], PATHS[1], PATHS[3]])
+def test_chunked_head_loss_equals_logits_then_cross_entropy(kw, monkeypatch):
+    """The training loss in row chunks (7 rows: the last chunk is short) gives the loss and every
+    gradient of the full logits and F.cross_entropy, ignored (-1) targets included."""
+    import movelab.model
+
+    monkeypatch.setattr(movelab.model, "HEAD_CHUNK_ROWS", 7)
+    model = GPT(tiny(**kw))
+    randomise_(model)
+    tokens, targets = torch.randint(0, VOCAB, (2, 3, SEQ))
+    targets[0, :5] = -1
+    results = []
+    for chunked in (True, False):
+        model.zero_grad(set_to_none=True)
+        model.chunked_head_loss = chunked
+        loss = model(tokens, targets)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (chunked_loss, chunked), (plain_loss, plain) = results
+    torch.testing.assert_close(chunked_loss, plain_loss, rtol=1e-6, atol=0)
+    for name in plain:
+        torch.testing.assert_close(chunked[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+    model.eval()  # evaluation (no gradient wanted) takes the logits path
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens, targets), plain_loss, rtol=1e-6, atol=0)
