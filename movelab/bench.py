@@ -459,7 +459,7 @@ def format_bench(rows: list[BenchRow]) -> str:
             continue
         notes = []
         if r.reference_speedup is not None:
-            notes.append(f"{r.reference_speedup:.2f}x faster than the reference's better mode")
+            notes.append(f"{r.reference_speedup:.2f}x the speed of the reference's better mode")
         if r.mode == "compiled":
             notes.append(f"{r.speedup:.2f}x eager; first step (compiling) "
                          f"{r.first_step_seconds:.1f} s")

@@ -101,7 +101,7 @@ def test_goals_pass_and_fail_on_known_step_times(monkeypatch):
     assert rows["move x4", "compiled"].reference_speedup is None
     assert rows["standard", "compiled"].speedup == pytest.approx(1.05 / 0.9)
     table = format_bench(list(rows.values()))
-    assert "1.44x faster than the reference's better mode" in table
+    assert "1.44x the speed of the reference's better mode" in table
 
 
 def test_without_the_reference_standard_has_no_goal(rows):
