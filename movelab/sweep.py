@@ -50,6 +50,7 @@ from movelab.config import (RECIPE_FIELDS, ConfigError, ModelConfig, build_confi
                             unknown_keys)
 from movelab.training import claim
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
+from movelab.training.record import result_summary
 
 RUNS_CSV_COLUMNS = (
     "run_id", "task", "groups", "variant", "label", "value_path", "depth", "width", "n_heads",
@@ -326,7 +327,7 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
                     if status == 0:
                         result = _read_result(sweep.run_dir(planned) / "result.json")
                         log(f"  done   {planned.run_id}  d{planned.run.model.depth} "
-                            f"{planned.variant}: {headline(result)} in {time.time() - began:.0f}s")
+                            f"{planned.variant}: {result_summary(result)} in {time.time() - began:.0f}s")
                         consolidate(sweep)
                     else:
                         failures += 1
@@ -431,13 +432,6 @@ def _read_result(path: Path) -> dict:
     from movelab.training.record import read_result
 
     return read_result(path)
-
-
-def headline(result: dict) -> str:
-    if result.get("task") == "image":
-        return (f"bits_per_token {result['bits_per_token']:.4f} FID {result['fid']:.2f} "
-                f"class accuracy {result['class_accuracy']:.3f}")
-    return f"val_bpb {result['val_bpb']:.4f}"
 
 
 def _done(sweep: Sweep) -> int:
