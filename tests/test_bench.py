@@ -12,7 +12,6 @@ from movelab.accounting import analytic_costs
 from movelab.bench import BenchRow, format_bench, run_bench
 from movelab.cli import main
 from movelab.config import build_config
-from movelab.sweep import parse_variant
 
 TINY = dict(batch_size=2, seq_len=16, steps=5, warmup=1, threads=1, matmul_size=128)
 VARIANTS = ["reference", "lave x1", "move x1", "move x4"]
