@@ -485,8 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--variants", action="append", metavar="LIST",
                        help="comma list in the sweep's language, e.g. \"standard,lave x1,move "
                             "x4,move M=8\", and \"reference\": a minimal GPT-2 at the "
-                            "preset's shape, the throughput yardstick (default: standard, lave x1, x2, move x1, x2, "
-                            "x4, x8)")
+                            "preset's shape, the throughput yardstick (default: standard, "
+                            "lave x1, x2, move x1, x2, x4, x8)")
     bench.add_argument("--batch-size", type=int,
                        help=f"sequences per step (default {TrainConfig.batch_size})")
     bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")
