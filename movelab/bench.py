@@ -21,7 +21,7 @@ the spread, not the ratio's median. Alongside:
                running sum of the torch profiler's allocation records. Not the resident set:
                on the CPU that depends on what earlier rows left in malloc's free lists
   ratios       step time over the standard model's at the same preset and mode, next to the
-               analytic FLOP ratio; the issue's goal: MoVE x1 to x8 spends at most 5 percentage
+               analytic FLOP ratio; the target: MoVE x1 to x8 spends at most 5 percentage
                points more wall-clock overhead than FLOP overhead
 
 The variant "reference" is a minimal GPT-2-style model at the preset's shape (learned
