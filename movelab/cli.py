@@ -15,6 +15,7 @@ from pathlib import Path
 from movelab.accounting import costs_record, ladder_records
 from movelab.config import (BANK_INITS, LADDERS, PRESETS, RECIPE_FIELDS, VALUE_PATHS, ConfigError,
                             ModelConfig, build_config)
+from movelab.variant import Variant
 
 class UsageError(Exception):
     """Raised for input that cannot work; main() prints it as one line and exits 2."""
@@ -129,7 +130,7 @@ def format_ladder(records: list[dict]) -> str:
             if len(lines) > 2:
                 lines.append("")
         memory = r["params"]["lave_tables"] + r["params"]["move_bank"]
-        path = cfg["value_path"] + (f" x{cfg['density']:g}" if cfg["density"] else "")
+        path = Variant.of_model(cfg).text
         lines.append(f"{r['preset']:<10}{path:<14}{cfg['slots'] or '':>4}"
                      f"{_si(r['params_total']):>9}{_si(memory):>9}{_si(r['params_active']):>9}"
                      f"{_si(r['flops_per_token_train']):>15}"

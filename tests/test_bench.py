@@ -12,7 +12,7 @@ from movelab.accounting import analytic_costs
 from movelab.bench import BenchRow, format_bench, run_bench
 from movelab.cli import main
 from movelab.config import build_config
-from movelab.sweep import parse_variant
+from movelab.variant import Variant
 
 TINY = dict(batch_size=2, seq_len=16, steps=5, warmup=1, threads=1, matmul_size=128)
 VARIANTS = ["lave x1", "move x1", "move x4"]
@@ -63,7 +63,7 @@ def test_ratios_follow_their_definitions(rows):
     standard_cfg = build_config("cpu-d2", seq_len=16)
     standard = by_variant(rows)["standard"]
     for r in rows:
-        cfg = build_config("cpu-d2", seq_len=16, **parse_variant(r.variant)[1])
+        cfg = build_config("cpu-d2", seq_len=16, **Variant.parse(r.variant).model_args)
         assert r.flops_per_token_train == analytic_costs(cfg).flops_per_token_train
         assert r.flop_ratio == pytest.approx(analytic_costs(cfg).flops_per_token_train
                                              / analytic_costs(standard_cfg).flops_per_token_train)

@@ -19,8 +19,8 @@ from movelab.scaling.analysis import (accounting_table, blocked_slope, chinchill
                                       synthetic_recovery)
 from movelab.scaling.analysis import band_is_drawn
 from movelab.scaling.fit import fit_power_law
-from movelab.scaling.load import (label_order, load_curves, load_runs, path_label,
-                                  with_derived_columns)
+from movelab.scaling.load import load_curves, load_runs, with_derived_columns
+from movelab.variant import display_name, variant_order
 
 DEPTHS = (2, 4, 6, 8, 10)
 N_ACTIVE = dict(zip(DEPTHS, (1e5, 3e5, 1e6, 3e6, 1e7)))
@@ -71,9 +71,7 @@ def test_load_runs_types_columns_and_derives_labels_and_groups(results_dir):
     assert np.isnan(df["density"][0]) and df["density"][1] == 4.0
     assert df["depth"].dtype == np.int64 and df["train_flops"].dtype == np.int64
     assert list(df["path_label"]) == ["standard", "MoVE x4", "MoVE x4 g0=1"]
-    assert list(df["in_grid"]) == [True, True, False]
-    assert list(df["in_seeds"]) == [False, True, False]
-    assert list(df["is_control"]) == [False, False, True]
+    assert list(df["role"]) == ["main", "main", "control"]  # derived from groups: no column
     assert list(df["memory_params"]) == [0, 524288, 524288]
 
 
@@ -90,13 +88,13 @@ def test_load_runs_names_the_fix_when_the_table_is_missing_or_short(tmp_path, re
     ("move x4 g0=1", "MoVE x4 g0=1"), ("move M=3", "MoVE M=3"),
     ("standard w256 (params of move x4)", "standard w256 (params of move x4)")])
 def test_path_label(variant, label):
-    assert path_label(variant) == label
+    assert display_name(variant) == label
 
 
 def test_label_order_reads_standard_lave_move_then_ablations():
     labels = ["MoVE x16", "LaVE x1 +g0", "MoVE x2", "standard w256", "LaVE x2", "standard",
               "MoVE x4 g0=1", "LaVE x1", "MoVE x2"]
-    assert label_order(labels) == ["standard", "LaVE x1", "LaVE x2", "MoVE x2", "MoVE x16",
+    assert variant_order(labels) == ["standard", "LaVE x1", "LaVE x2", "MoVE x2", "MoVE x16",
                                    "standard w256", "LaVE x1 +g0", "MoVE x4 g0=1"]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, build_config
-from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, parse_variant, run_sweep
+from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, run_sweep
 
 TINY_MODEL = 'model = {width = 32, heads = 1, vocab_size = 320, seq_len = 32}'
 
@@ -24,16 +24,6 @@ evals = {evals}
 {body}
 """)
     return load_sweep("tiny", root)
-
-
-def test_variants_read_as_configs():
-    assert parse_variant("move x4")[1] == {"value_path": "move", "density": 4}
-    assert parse_variant("move M=3 g0=1")[1] == {"value_path": "move", "slots": 3,
-                                                 "gate_standard": False}
-    assert parse_variant("lave x1 +g0")[1] == {"value_path": "lave", "density": 1,
-                                               "gate_standard": True}
-    with pytest.raises(ConfigError, match="cannot read variant"):
-        parse_variant("move times four")
 
 
 def test_expansion_shares_a_token_budget_per_depth_and_dedupes(tmp_path):

@@ -9,8 +9,9 @@ rows present is skipped with a note (a `note` column, or `notes` on a dataclass)
 
 Conventions: the metric is `val_bpb`; compute is `train_flops` (6 x active params + 12 L d_kv T
 per token, docs/design.md); active parameters are `params_active` (matmul weights); MoVE memory is the
-slot count M. "Main" rows are the runs of the sweep groups "grid" (one seed per cell) and, with
-all_seeds=True, "seeds"; the "controls" group is used only where named.
+slot count M. "Main" rows are the runs of role "main" (the `role` column, movelab.schema: the
+main grid, one seed per cell) and, with all_seeds=True, "seed" (its repeats); "control" runs are
+used only where named.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from scipy import optimize, stats
 from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
                                  fit_power_law)
 from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
-from movelab.scaling.load import REPO_ROOT, label_order, path_label
+from movelab.scaling.load import REPO_ROOT
+from movelab.variant import Variant, variant_order
 
 LEVEL = 0.95
 METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID",
@@ -38,8 +40,8 @@ SYNTHETIC_LAWS = {"with a floor": (1.0, 24.0, 0.10), "pure power law": (0.0, 12.
 
 
 def main_rows(df: pd.DataFrame, *, all_seeds: bool = False) -> pd.DataFrame:
-    """Runs of the "grid" group, plus the "seeds" group's repeats when all_seeds."""
-    return df[df["in_grid"] | (df["in_seeds"] & all_seeds)]
+    """The runs of role "main" (one seed per cell), and with all_seeds the repeats ("seed")."""
+    return df[df["role"].isin(("main", "seed") if all_seeds else ("main",))]
 
 
 def _t_quantile(level: float, dof: float) -> float:
@@ -83,9 +85,9 @@ def accounting_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for record in records:
         config = record["config"]
-        variant = config["value_path"] + (f" x{config['density']:g}" if config["density"] else "")
         rows.append({"preset": record["preset"], "depth": config["depth"],
-                     "path_label": path_label(variant), "slots": config["slots"] or 0,
+                     "path_label": Variant.of_model(config).display,
+                     "slots": config["slots"] or 0,
                      "params_total": record["params_total"],
                      "params_memory": record["params"]["lave_tables"]
                      + record["params"]["move_bank"],
@@ -170,7 +172,7 @@ def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seed
     (a three-parameter law on four or five points often leaves E at its bound: say so)."""
     rows, fits, all_flags = [], {}, {}
     main = main_rows(df, all_seeds=all_seeds)
-    for label in label_order(main["path_label"]):
+    for label in variant_order(main["path_label"]):
         runs = main[main["path_label"] == label]
         n_depths = runs["depth"].nunique()
         fit, note = _fit_law(runs[compute], runs["val_bpb"], n_depths, bootstrap=bootstrap,
@@ -348,7 +350,7 @@ def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL,
 
 def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
     """`table` sorted by depth, then path label in reading order (label_order)."""
-    rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
+    rank = {label: i for i, label in enumerate(variant_order(table["path_label"]))}
     return table.sort_values(["depth", "path_label"], ignore_index=True,
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)
 

@@ -24,6 +24,7 @@ from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchill
                                       repetition_table, select_joint_law, slot_doubling_gains,
                                       slot_gains_over_training, synthetic_recovery)
 from movelab.scaling.load import RESULTS_DIR, load_curves, load_runs, runs_csv_path
+from movelab.variant import variant_order
 
 BOOTSTRAP = 200
 MIN_FIT_DEPTHS = 3  # select_joint_law's default: depths to fit on below a held-out one
@@ -118,7 +119,7 @@ def _slot_legend(df) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    colors = plot.label_colors(plot.label_order(df["path_label"]))
+    colors = plot.label_colors(variant_order(df["path_label"]))
     handle = functools.partial(Line2D, [], [], lw=1)
     return [handle(color=colors["standard"], ls="--", label="standard (seed mean)"),
             Patch(color="0.5", alpha=0.3, label="standard +-1 seed std"),
