@@ -1,14 +1,16 @@
 """Chinchilla Approach 3 and the compute power law: Epoch AI's reproduction, bootstrap intervals
 that do not collapse, and recovery of known parameters."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from movelab.scaling import fit_chinchilla, fit_power_law
-from movelab.scaling.analysis import REFERENCE_DIR
 
-POINTS = REFERENCE_DIR / "chinchilla_fig4_points.csv"  # the project's copy (reference/README.md)
+# the project's copy (reference/README.md)
+POINTS = Path(__file__).resolve().parents[1] / "reference" / "chinchilla_fig4_points.csv"
 # Epoch AI (Besiroglu et al. 2024): Huber fit and 95% bootstrap intervals (reference README).
 EPOCH_FIT = {"E": 1.8172, "A": 477.8, "B": 2143.0, "alpha": 0.3473, "beta": 0.3672}
 EPOCH_INTERVALS = {"E": (1.769, 1.871), "A": (285.0, 744.0), "B": (1042.0, 5810.0),

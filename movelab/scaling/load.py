@@ -24,24 +24,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import movelab
 from movelab.schema import COLUMN_TYPES, columns_of, role_from_groups
 from movelab.variant import display_name
 
-REPO_ROOT = Path(movelab.__file__).resolve().parents[1]
-RESULTS_DIR = REPO_ROOT / "results"
 # Columns the analysis reads; runs.csv (movelab.schema, results/README.md) has these and more.
 REQUIRED_COLUMNS = ("groups", "variant", "value_path", "depth", "width", "slots", "density",
                     "gate_standard", "seed", "params_total", "params_active", "params_memory",
                     "flops_per_token_train", "train_flops", "val_bpb")
 
 
-def runs_csv_path(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) -> Path:
-    return Path(results_dir) / sweep / "runs.csv"
+def find_results_dir(start: Path | str = ".") -> Path:
+    """The results folder to read when none is given: `results/` in `start` (the current
+    directory) or in the nearest folder above it that has one (a notebook runs in notebooks/),
+    as a path from `start`; `start`/results when none has. Never the package's location: the
+    package may be installed anywhere."""
+    base = Path(start)
+    for up in range(len(base.resolve().parts)):
+        candidate = base.joinpath(*[".."] * up, "results")
+        if candidate.is_dir():
+            return candidate
+    return base / "results"
 
 
-def load_runs(sweep: str = "cpu-text", results_dir: Path | str = RESULTS_DIR) -> pd.DataFrame:
-    """One row per finished run of `sweep`, typed, with the derived columns above."""
+def find_reference_dir(results_dir: Path | str | None = None) -> Path:
+    """The repository's reference/ (Chinchilla Fig. 4 points, published fits): beside
+    `results_dir` (by default `find_results_dir()`)."""
+    return Path(find_results_dir() if results_dir is None else results_dir).parent / "reference"
+
+
+def runs_csv_path(sweep: str = "cpu-text", results_dir: Path | str | None = None) -> Path:
+    return Path(find_results_dir() if results_dir is None else results_dir) / sweep / "runs.csv"
+
+
+def load_runs(sweep: str = "cpu-text", results_dir: Path | str | None = None) -> pd.DataFrame:
+    """One row per finished run of `sweep` in `results_dir` (default: `find_results_dir()`),
+    typed, with the derived columns above."""
     path = runs_csv_path(sweep, results_dir)
     if not path.exists():
         raise FileNotFoundError(f"no runs table at {path}: run `movelab sweep run {sweep}` "
@@ -59,11 +76,11 @@ CURVE_COLUMNS = ("run_id", "path_label", "depth", "seed", "step", "tokens", "epo
 
 
 def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
-                results_dir: Path | str = RESULTS_DIR) -> pd.DataFrame:
+                results_dir: Path | str | None = None) -> pd.DataFrame:
     """The curve.csv of every run of `df` (rows of load_runs), stacked in the order of `df`."""
     curves = []
     for run in df.itertuples():
-        path = Path(results_dir) / sweep / "runs" / run.run_id / "curve.csv"
+        path = runs_csv_path(sweep, results_dir).parent / "runs" / run.run_id / "curve.csv"
         if not path.exists():
             raise FileNotFoundError(
                 f"no curve for run {run.run_id} at {path}: the runs/ folders must sit beside "
