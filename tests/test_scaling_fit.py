@@ -159,3 +159,22 @@ def test_rejects_mismatched_or_non_positive_inputs():
         fit_power_law([1e15, 1e16], [3.0])
     with pytest.raises(ValueError, match="positive"):
         fit_chinchilla([1e8, 1e9], [1e10, 1e11], [3.0, 0.0])
+
+
+def test_one_percentile_interval_for_every_bootstrap():
+    """Linear between order statistics (as np.percentile), NaNs left out, and an infinite
+    value at a bound kept infinite (a dense equivalent below a law's floor), not NaN."""
+    from movelab.scaling.fit import percentile_interval
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=200)
+    assert np.allclose(percentile_interval(values), np.percentile(values, [2.5, 97.5]))
+    assert np.allclose(percentile_interval(np.append(values, np.nan), 0.9),
+                       np.percentile(values, [5, 95]))
+    grid = rng.normal(size=(200, 3))
+    assert np.allclose(percentile_interval(grid, axis=0), np.percentile(grid, [2.5, 97.5], axis=0))
+    floored = np.append(values[:190], [np.inf] * 10)
+    low, high = percentile_interval(floored)
+    assert low == pytest.approx(np.percentile(np.append(values[:190], [1e300] * 10), 2.5))
+    assert high == np.inf  # where np.percentile gives NaN
+    assert np.isnan(percentile_interval([np.nan, np.nan])).all()

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
-                                 fit_power_law)
+                                 fit_power_law, percentile_interval)
 from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
 from movelab.scaling.load import find_reference_dir
 from movelab.variant import Variant, variant_order
@@ -48,18 +48,6 @@ def _t_quantile(level: float, dof: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
-def _quantiles(values, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap values; no interpolation, so an infinite value (no
-    dense model reaches that loss) stays infinite instead of turning into NaN."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return np.nan, np.nan
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail], method="inverted_cdf")
-    return float(low), float(high)
-
-
 def interval(fit, name: str, level: float = LEVEL) -> tuple[float, float]:
     """`fit.interval`, or NaNs for a fit made without bootstrap refits."""
     return fit.interval(name, level) if fit.bootstrap_fits else (np.nan, np.nan)
@@ -71,8 +59,7 @@ def prediction_band(fit: PowerLawFit, x, level: float = LEVEL) -> tuple[np.ndarr
     if not fit.bootstrap_fits:
         return np.full(np.shape(x), np.nan), np.full(np.shape(x), np.nan)
     predictions = np.array([refit.predict(x) for refit in fit.bootstrap_fits])
-    tail = 50 * (1 - level)
-    return tuple(np.percentile(predictions, [tail, 100 - tail], axis=0))
+    return tuple(percentile_interval(predictions, level, axis=0))
 
 
 # --- accounting -----------------------------------------------------------------------------
@@ -512,7 +499,7 @@ def _gain_columns(law: PowerLawFit | None, bpb: np.ndarray, draws: np.ndarray, o
                 f"{name}_gain_low": np.nan, f"{name}_gain_high": np.nan}
     refits = np.array([dense_equivalent(refit, draw)
                        for refit, draw in zip(law.bootstrap_fits, draws)]).reshape(-1, len(bpb))
-    bounds = np.array([_quantiles(refits[:, i], level) for i in range(len(bpb))]).reshape(-1, 2)
+    bounds = percentile_interval(refits, level, axis=0).T.reshape(-1, 2)
     dense = dense_equivalent(law, bpb)
     return {f"dense_{name}": dense, f"{name}_gain": dense / own - 1,
             f"{name}_gain_low": bounds[:, 0] / own - 1, f"{name}_gain_high": bounds[:, 1] / own - 1}
