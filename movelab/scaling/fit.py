@@ -151,11 +151,14 @@ def percentile_interval(values, level: float = 0.95, axis: int | None = None) ->
     values = np.asarray(values, dtype=float)
     tail = 50.0 * (1.0 - level)
     q = [tail, 100.0 - tail]
+    # np.percentile where there is no NaN: the same numbers as nanpercentile's but for rounding,
+    # and exactly np.percentile's (what committed figures were drawn with)
+    percentile = np.nanpercentile if np.isnan(values).any() else np.percentile
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice: NaN bounds
-        linear = np.nanpercentile(values, q, axis=axis)
-        below = np.nanpercentile(values, q, axis=axis, method="lower")
-        above = np.nanpercentile(values, q, axis=axis, method="higher")
+        linear = percentile(values, q, axis=axis)
+        below = percentile(values, q, axis=axis, method="lower")
+        above = percentile(values, q, axis=axis, method="higher")
     finite = np.isfinite(below) & np.isfinite(above)
     return np.where(finite, linear, np.where(np.isfinite(below), above, below))
 
