@@ -178,3 +178,5 @@ def test_one_percentile_interval_for_every_bootstrap():
     assert low == pytest.approx(np.percentile(np.append(values[:190], [1e300] * 10), 2.5))
     assert high == np.inf  # where np.percentile gives NaN
     assert np.isnan(percentile_interval([np.nan, np.nan])).all()
+    assert np.isnan(percentile_interval([])).all() and percentile_interval([]).shape == (2,)
+    assert percentile_interval(np.empty((0, 3)), axis=0).shape == (2, 3)

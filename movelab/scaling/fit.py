@@ -149,6 +149,9 @@ def percentile_interval(values, level: float = 0.95, axis: int | None = None) ->
     statistics (numpy's default); NaNs left out; a bound next to an infinite value is that
     value, so an infinite one (no dense model reaches that loss) stays infinite, not NaN."""
     values = np.asarray(values, dtype=float)
+    if values.size == 0:  # no refits (or no values along `axis`): no interval
+        rest = () if axis is None else np.delete(values.shape, axis)
+        return np.full((2, *rest), np.nan)
     tail = 50.0 * (1.0 - level)
     q = [tail, 100.0 - tail]
     # np.percentile where there is no NaN: the same numbers as nanpercentile's but for rounding,
