@@ -23,7 +23,7 @@ test: install
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 figures: install
-	$(BIN)/python -m movelab.scaling.figures --out results/figures
+	$(BIN)/movelab figures --out results/figures
 
 clean:
 	rm -rf $(VENV)

@@ -169,3 +169,53 @@ def ladder_records(ladders: list[str]) -> list[dict]:
                 cfg = build_config(LADDERS[ladder].preset_name(depth), **variant.model_args)
                 records.append(costs_record(cfg) | {"preset": LADDERS[ladder].preset_name(depth)})
     return records
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def format_costs(record: dict) -> str:
+    lines = [f"{record['label']}   (width {record['config']['width']}, heads "
+             f"{record['config']['n_heads']}, vocab {record['config']['vocab_size']}, "
+             f"seq_len {record['config']['seq_len']})", "parameters by group:"]
+    for group, n in record["params"].items():
+        lines.append(f"  {group:<22}{n:>16,}")
+    lines += [f"  {'total':<22}{record['params_total']:>16,}",
+              f"  {'active (matmul)':<22}{record['params_active']:>16,}",
+              "per token:",
+              f"  {'train FLOPs':<36}{record['flops_per_token_train']:>16,}"
+              "   (6 x active + 12 L d_kv T)",
+              f"  {'  of which matmul':<36}{record['flops_per_token_train_matmul']:>16,}",
+              f"  {'  of which attention':<36}{record['flops_per_token_train_attention']:>16,}",
+              f"  {'forward FLOPs':<36}{record['flops_per_token_forward']:>16,}",
+              f"  {'value-mix FLOPs (fwd, not in 6N)':<36}"
+              f"{record['flops_per_token_value_mix_forward']:>16,}",
+              f"  {'bytes gathered, tables+bank (fp32)':<36}{record['bytes_gathered_per_token']:>16,}",
+              f"  {'bytes gathered, input embedding':<36}{record['bytes_embedding_per_token']:>16,}"]
+    return "\n".join(lines)
+
+
+def format_ladder(records: list[dict]) -> str:
+    header = (f"{'preset':<10}{'value path':<14}{'M':>4}{'params':>9}{'memory':>9}{'active':>9}"
+              f"{'train FLOP/tok':>15}{'vs std':>8}{'gathered B/tok':>15}")
+    lines, standard = [header, "-" * len(header)], None
+    for r in records:
+        cfg = r["config"]
+        if cfg["value_path"] == "standard":
+            standard = r["flops_per_token_train"]
+            if len(lines) > 2:
+                lines.append("")
+        memory = r["params"]["lave_tables"] + r["params"]["move_bank"]
+        path = Variant.of_model(cfg).text
+        lines.append(f"{r['preset']:<10}{path:<14}{cfg['slots'] or '':>4}"
+                     f"{_si(r['params_total']):>9}{_si(memory):>9}{_si(r['params_active']):>9}"
+                     f"{_si(r['flops_per_token_train']):>15}"
+                     f"{r['flops_per_token_train'] / standard:>8.3f}"
+                     f"{_si(r['bytes_gathered_per_token']):>15}")
+    lines.append("\nmemory = LaVE tables + MoVE bank (lookups, zero FLOPs); "
+                 "FLOPs: 6 x active + 12 L d_kv T; bytes at fp32")
+    return "\n".join(lines)

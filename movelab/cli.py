@@ -1,4 +1,5 @@
-"""Command line: `movelab flops | train | sweep | demo | bench ...` (also `python -m movelab`).
+"""Command line: `movelab flops | train | sweep | demo | figures | bench ...` (also
+`python -m movelab`).
 
 Bad input (an impossible config, a missing dataset) ends with one line naming the problem and
 the fix, and exit status 2; no traceback.
@@ -12,13 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from movelab.accounting import costs_record, ladder_records
-from movelab.config import (BANK_INITS, LADDERS, PRESETS, RECIPE_FIELDS, VALUE_PATHS, ConfigError,
-                            ModelConfig, build_config)
-from movelab.variant import Variant
-
-class UsageError(Exception):
-    """Raised for input that cannot work; main() prints it as one line and exits 2."""
+from movelab.accounting import costs_record, format_costs, format_ladder, ladder_records
+from movelab.config import LADDERS, ConfigError
+from movelab.flags import (UsageError, add_model_args, add_train_args, config_from_args,
+                           read_record, run_config_from_args)
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,104 +41,6 @@ def whole_number(minimum: int):
     return parse
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model (a preset, or the depth dial, plus overrides)")
-    g.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
-                   help=f"a ladder rung: {', '.join(PRESETS)}. Without it the CPU ladder's rule "
-                        "derives everything from --depth (width 16 x depth, heads of 32)")
-    g.add_argument("--depth", type=int, help="layers L (default: the preset's, or 4)")
-    g.add_argument("--width", type=int, help="model width d (default: the ladder's aspect x depth)")
-    g.add_argument("--heads", type=int, help="attention heads H (default: width / ladder head size)")
-    g.add_argument("--vocab-size", type=int, help="vocabulary size V (default: the ladder's)")
-    g.add_argument("--seq-len", type=int, help="context length T (default: the ladder's)")
-    g.add_argument("--value-path", choices=VALUE_PATHS,
-                   help="standard, lave (layer-wise value embeddings) or move (mixture of value "
-                        "embeddings); default standard")
-    g.add_argument("--density", type=float, metavar="K",
-                   help="lave: 1 (every other layer) or 2 (every layer); move: xK, M = K*L/2 slots")
-    g.add_argument("--slots", type=int, metavar="M", help="move: number of slots (overrides --density)")
-    gate = g.add_mutually_exclusive_group()
-    gate.add_argument("--gate-standard", dest="gate_standard", action="store_true", default=None,
-                      help="lave ablation: also gate the standard value path")
-    gate.add_argument("--no-gate-standard", dest="gate_standard", action="store_false",
-                      help="move ablation: fix the standard path's gate g0 at 1")
-    d = ModelConfig()
-    g = parser.add_argument_group("initialisation (recipe; defaults are the paper's)")
-    g.add_argument("--router-init-std", type=float,
-                   help=f"move: std of the routers' normal init; 0 = zero, every gate 1 "
-                        f"(default {d.router_init_std:g})")
-    g.add_argument("--bank-init", choices=BANK_INITS,
-                   help="move: bank std 1/sqrt(d) (width, default) or 1/sqrt(d M) (width_slots)")
-    g.add_argument("--embed-init-std", type=float,
-                   help=f"token embedding std (default {d.embed_init_std:g})")
-    g.add_argument("--head-init-std", type=float,
-                   help=f"output head std (default {d.head_init_std:g})")
-
-
-def config_from_args(args: argparse.Namespace, *, vocab_size: int | None = None,
-                     seq_len: int | None = None) -> ModelConfig:
-    """The model of the flags; vocab_size and seq_len are defaults that the flags override."""
-    density = args.density
-    if density is not None and float(density).is_integer():
-        density = int(density)
-    recipe = {f: getattr(args, f) for f in RECIPE_FIELDS if getattr(args, f) is not None}
-    return build_config(args.preset, depth=args.depth, width=args.width, heads=args.heads,
-                        vocab_size=args.vocab_size if args.vocab_size is not None else vocab_size,
-                        seq_len=args.seq_len if args.seq_len is not None else seq_len,
-                        value_path=args.value_path or "standard", density=density, slots=args.slots,
-                        gate_standard=args.gate_standard, **recipe)
-
-
-def _si(x: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def format_costs(record: dict) -> str:
-    lines = [f"{record['label']}   (width {record['config']['width']}, heads "
-             f"{record['config']['n_heads']}, vocab {record['config']['vocab_size']}, "
-             f"seq_len {record['config']['seq_len']})", "parameters by group:"]
-    for group, n in record["params"].items():
-        lines.append(f"  {group:<22}{n:>16,}")
-    lines += [f"  {'total':<22}{record['params_total']:>16,}",
-              f"  {'active (matmul)':<22}{record['params_active']:>16,}",
-              "per token:",
-              f"  {'train FLOPs':<36}{record['flops_per_token_train']:>16,}"
-              "   (6 x active + 12 L d_kv T)",
-              f"  {'  of which matmul':<36}{record['flops_per_token_train_matmul']:>16,}",
-              f"  {'  of which attention':<36}{record['flops_per_token_train_attention']:>16,}",
-              f"  {'forward FLOPs':<36}{record['flops_per_token_forward']:>16,}",
-              f"  {'value-mix FLOPs (fwd, not in 6N)':<36}"
-              f"{record['flops_per_token_value_mix_forward']:>16,}",
-              f"  {'bytes gathered, tables+bank (fp32)':<36}{record['bytes_gathered_per_token']:>16,}",
-              f"  {'bytes gathered, input embedding':<36}{record['bytes_embedding_per_token']:>16,}"]
-    return "\n".join(lines)
-
-
-def format_ladder(records: list[dict]) -> str:
-    header = (f"{'preset':<10}{'value path':<14}{'M':>4}{'params':>9}{'memory':>9}{'active':>9}"
-              f"{'train FLOP/tok':>15}{'vs std':>8}{'gathered B/tok':>15}")
-    lines, standard = [header, "-" * len(header)], None
-    for r in records:
-        cfg = r["config"]
-        if cfg["value_path"] == "standard":
-            standard = r["flops_per_token_train"]
-            if len(lines) > 2:
-                lines.append("")
-        memory = r["params"]["lave_tables"] + r["params"]["move_bank"]
-        path = Variant.of_model(cfg).text
-        lines.append(f"{r['preset']:<10}{path:<14}{cfg['slots'] or '':>4}"
-                     f"{_si(r['params_total']):>9}{_si(memory):>9}{_si(r['params_active']):>9}"
-                     f"{_si(r['flops_per_token_train']):>15}"
-                     f"{r['flops_per_token_train'] / standard:>8.3f}"
-                     f"{_si(r['bytes_gathered_per_token']):>15}")
-    lines.append("\nmemory = LaVE tables + MoVE bank (lookups, zero FLOPs); "
-                 "FLOPs: 6 x active + 12 L d_kv T; bytes at fp32")
-    return "\n".join(lines)
-
-
 def cmd_flops(args: argparse.Namespace) -> None:
     if args.ladder:
         records = ladder_records(list(LADDERS) if args.ladder == "all" else [args.ladder])
@@ -150,96 +50,7 @@ def cmd_flops(args: argparse.Namespace) -> None:
     print(json.dumps(record, indent=1) if args.json else format_costs(record))
 
 
-MODEL_FLAGS = ("preset", "depth", "width", "heads", "vocab_size", "seq_len", "value_path",
-               "density", "slots", "gate_standard", *sorted(RECIPE_FIELDS))
-TRAIN_FLAGS = ("corpus", "tokens", "tokens_per_param", "flops", "batch_size", "optimizer", "lr",
-               "embedding_lr", "memory_lr", "muon_lr", "weight_decay", "warmup_frac", "final_lr_frac",
-               "grad_clip", "evals", "seed", "eval_split", "memory_lr_scaling", "router_lr",
-               "adam_beta1", "adam_beta2", "adam_eps", "lr_reference_width", "val_fraction",
-               "eval_batch", "memory_update")
-IMAGE_FLAGS = ("patch", "codebook_size", "label_dropout", "cfg_scale", "temperature", "top_k",
-               "fid_samples")
-DEFAULT_TOKENS = 1_000_000
-
-
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from movelab.training.config import (EVAL_SPLITS, MEMORY_LR_SCALINGS, MEMORY_UPDATES, OPTIMIZERS,
-                                         ImageConfig, TrainConfig)
-
-    d = TrainConfig(tokens=1)
-    g = parser.add_argument_group("data and horizon")
-    g.add_argument("--task", choices=("text", "image"),
-                   help="text (default) or image: class-conditional generation of Fashion-MNIST "
-                        "codes (sets --corpus fashion-mnist and the vocabulary and context of "
-                        "the image tokens: 523 and 49 at the defaults)")
-    g.add_argument("--corpus", help="text: wiki (default; offline, ships in gensim's wheel), "
-                                    "pydocs (Debian's python3.11-doc, 3x wiki), pydocs:HTML_DIR, "
-                                    "prose (Debian's dictionaries and documentation, with a test "
-                                    "split; docs/corpora.md), "
-                                    "text:PATH (a file or folder of .txt/.md), "
-                                    "fineweb-edu[:PARQUET_DIR], recall:K=N (synthetic positive "
-                                    "control of the slot axis, val_bpb is bits per token; "
-                                    "movelab/data/recall.py); image: fashion-mnist (default) "
-                                    "or fashion-mnist:IDX_DIR")
-    h = g.add_mutually_exclusive_group()
-    h.add_argument("--tokens", type=int, metavar="N",
-                   help=f"train on N tokens (default {DEFAULT_TOKENS:,})")
-    h.add_argument("--tokens-per-param", type=float, metavar="R", help="R tokens per active parameter")
-    h.add_argument("--flops", type=float, metavar="C", help="a training-FLOP budget (6N + attention)")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, help=f"sequences per step, global (default {d.batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help="adamw (default) or muon for the transformer matrices")
-    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate of matrices, gates, head "
-                                            f"and norms at width 64, scaled by 64/width "
-                                            f"(default {d.lr:g})")
-    g.add_argument("--embedding-lr", type=float,
-                   help=f"token embedding (default {d.embedding_lr:g})")
-    g.add_argument("--memory-lr", type=float,
-                   help=f"LaVE tables and MoVE bank (default {d.memory_lr:g})")
-    g.add_argument("--memory-lr-scaling", choices=MEMORY_LR_SCALINGS,
-                   help="memory learning rate over M slots: x1 (constant, default), x1/sqrt(M) "
-                        "(inv_sqrt) or x1/M (inv)")
-    g.add_argument("--memory-update", choices=MEMORY_UPDATES,
-                   help="dense (default): AdamW steps every memory row each step; lazy: "
-                        "row-sparse gradients and SparseAdam on the rows a batch touches "
-                        "(eager, one process)")
-    g.add_argument("--router-lr", type=float,
-                   help="move routers' learning rate (default: the --lr rule's, as gates and norms)")
-    g.add_argument("--muon-lr", type=float, help=f"with --optimizer muon (default {d.muon_lr:g})")
-    g.add_argument("--weight-decay", type=float, help=f"on matrices (default {d.weight_decay:g})")
-    g.add_argument("--warmup-frac", type=float, help=f"default {d.warmup_frac:g}")
-    g.add_argument("--final-lr-frac", type=float, help=f"cosine floor (default {d.final_lr_frac:g})")
-    g.add_argument("--grad-clip", type=float, help=f"default {d.grad_clip:g}")
-    g.add_argument("--adam-beta1", type=float, help=f"AdamW beta1 (default {d.adam_beta1:g})")
-    g.add_argument("--adam-beta2", type=float, help=f"AdamW beta2 (default {d.adam_beta2:g})")
-    g.add_argument("--adam-eps", type=float, help=f"AdamW eps (default {d.adam_eps:g})")
-    g.add_argument("--lr-reference-width", type=int,
-                   help=f"--lr applies at this width, scaled by it / width "
-                        f"(default {d.lr_reference_width})")
-    g.add_argument("--val-fraction", type=float,
-                   help=f"share of a text corpus's documents held out (default {d.val_fraction:g})")
-    g.add_argument("--eval-batch", type=int,
-                   help="validation windows per forward pass (default: 16 text, 500 image)")
-    g.add_argument("--evals", type=int, help=f"validation passes over the run (default {d.evals})")
-    g.add_argument("--seed", type=int, help="init and batch order (default 0)")
-    g.add_argument("--eval-split", choices=EVAL_SPLITS,
-                   help="what validation scores: dev (default; for every choice) or test (for "
-                        "claims; corpora with a test split: prose)")
-    i = ImageConfig()
-    g = parser.add_argument_group("image task (--task image)")
-    g.add_argument("--patch", type=int, help=f"tokenizer tile size (default {i.patch}: 7x7 codes)")
-    g.add_argument("--codebook-size", type=int,
-                   help=f"tokenizer codes K; vocabulary K + 11 (default {i.codebook_size})")
-    g.add_argument("--label-dropout", type=float,
-                   help=f"share of training images with the null class (default {i.label_dropout:g})")
-    g.add_argument("--cfg-scale", type=float,
-                   help=f"classifier-free guidance s: uncond + s (cond - uncond); 1: none "
-                        f"(default {i.cfg_scale:g})")
-    g.add_argument("--temperature", type=float, help=f"sampling temperature (default {i.temperature:g})")
-    g.add_argument("--top-k", type=int, help="sample from the k most likely codes (default: all)")
-    g.add_argument("--fid-samples", type=int,
-                   help=f"images generated for FID and class accuracy (default {i.fid_samples})")
+def add_run_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run")
     g.add_argument("--out", type=Path, help="run directory (default runs/<config hash>)")
     g.add_argument("--from", dest="from_record", type=Path, metavar="JSON",
@@ -271,59 +82,11 @@ def add_tracker_arg(group) -> None:
                             "run --tracker` sets); needs pip install -e '.[trackers]'")
 
 
-def read_record(path: Path) -> dict:
-    """The result.json or run.json that --from names, as a dict with a 'config'."""
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"cannot read --from {path}: {err}; give a result.json or run.json"
-                         ) from None
-    if not isinstance(recorded, dict) or "config" not in recorded:
-        raise UsageError(f"--from {path} has no 'config'; give a result.json or run.json")
-    return recorded
-
-
-def run_config_from_args(args: argparse.Namespace):
-    from movelab.training.config import (IMAGE_CORPUS, ImageConfig, RunConfig, TrainConfig,
-                                         is_image_corpus)
-
-    if args.from_record is not None:
-        given = [f for f in MODEL_FLAGS + TRAIN_FLAGS + IMAGE_FLAGS + ("task",)
-                 if getattr(args, f) is not None]
-        if given:
-            raise UsageError(f"--from reruns a recorded config as it is; drop "
-                             f"{', '.join('--' + f.replace('_', '-') for f in given)}")
-        try:
-            return RunConfig.from_dict(read_record(args.from_record)["config"])
-        except ConfigError as err:
-            raise UsageError(f"--from {args.from_record}: {err}") from None
-    chosen = {f: getattr(args, f) for f in TRAIN_FLAGS if getattr(args, f) is not None}
-    if not {"tokens", "tokens_per_param", "flops"} & set(chosen):
-        chosen["tokens"] = DEFAULT_TOKENS
-    image_flags = {f: getattr(args, f) for f in IMAGE_FLAGS if getattr(args, f) is not None}
-    task = args.task or ("image" if is_image_corpus(chosen.get("corpus", "")) else "text")
-    if task == "text":
-        if is_image_corpus(chosen.get("corpus", "")):
-            raise UsageError(f"--corpus {chosen['corpus']} is image data; use --task image")
-        if image_flags:
-            raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in image_flags)} "
-                             f"{'applies' if len(image_flags) == 1 else 'apply'} only to image "
-                             "runs; add --task image or drop it")
-        return RunConfig(config_from_args(args), TrainConfig(**chosen))
-    chosen.setdefault("corpus", IMAGE_CORPUS)
-    if not is_image_corpus(chosen["corpus"]):
-        raise UsageError(f"--task image trains on {IMAGE_CORPUS} or {IMAGE_CORPUS}:IDX_DIR, not "
-                         f"--corpus {chosen['corpus']}")
-    image = ImageConfig(**image_flags)
-    model = config_from_args(args, vocab_size=image.layout.vocab_size,
-                             seq_len=image.layout.seq_len)
-    return RunConfig(model, TrainConfig(**chosen), image)
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from movelab.training.loop import train
+    from movelab.training.record import result_summary
     from movelab.training.trackers import chosen_trackers
 
     run = run_config_from_args(args)
@@ -348,17 +111,9 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"record in {out}")
 
 
-def result_summary(result: dict) -> str:
-    """The headline numbers of a run's record, e.g. 'val_bpb 2.3061 (best 2.3050)'."""
-    if result.get("task") == "image":
-        return (f"bits_per_token {result['bits_per_token']:.4f}, FID {result['fid']:.2f} and "
-                f"class accuracy {result['class_accuracy']:.3f} on {result['fid_samples']:,} "
-                f"samples at cfg scale {result['cfg_scale']:g}")
-    return f"val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f})"
-
-
 def cmd_inspect(args: argparse.Namespace) -> None:
     from movelab import diagnostics, inspection
+    from movelab.training.record import result_summary
 
     path = args.run_dir / "result.json"
     try:
@@ -494,6 +249,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"\nfigures: {len(figures)} files in {figures[0].parent}")
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from movelab.scaling.figures import write_all_figures
+
+    given = {"out_dir": args.out, "results_dir": args.results_dir, "sweep": args.sweep,
+             "image_sweep": args.image_sweep, "reference_dir": args.reference_dir,
+             "bootstrap": args.bootstrap}
+    try:  # what is not given takes write_all_figures' defaults
+        paths = write_all_figures(**{k: v for k, v in given.items() if v is not None})
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    for path in paths:
+        print(path)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
@@ -549,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(train)
     add_train_args(train)
+    add_run_args(train)
     train.set_defaults(func=cmd_train)
 
     plan = sub.add_parser(
@@ -565,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(plan)
     add_train_args(plan)
+    add_run_args(plan)
     add_plan_args(plan)
     plan.add_argument("--ranks", type=int, default=1,
                       help="data-parallel processes (torchrun ranks, GPUs) sharing the batch "
@@ -668,6 +439,31 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scratch folder (default ./scratch; committed results are untouched)")
     demo.add_argument("--jobs", type=whole_number(1), default=2, help="runs at once (default 2)")
     demo.set_defaults(func=cmd_demo)
+
+    figures = sub.add_parser(
+        "figures", help="draw the figures of the committed sweeps (results/figures; make figures)",
+        description="Draw every figure of a text sweep (accounting, scaling, memory "
+                    "decoupling, exchange rate, joint law, ablations, repetition, fit "
+                    "validation), and image_scaling when the image sweep has rows, as PNG and "
+                    "SVG, byte-identical on a rerun (fixed bootstrap seeds, SVG hash salt, no "
+                    "dates or software versions in the files); prints the paths written.",
+        epilog="examples:\n  movelab figures   (what `make figures` runs)\n"
+               "  movelab figures --results-dir scratch --sweep demo --out /tmp/figures",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    figures.add_argument("--out", type=Path,
+                         help="folder for the PNG and SVG files (default: <results-dir>/figures)")
+    figures.add_argument("--results-dir", type=Path,
+                         help="folder holding <sweep>/runs.csv (default: ./results, or the "
+                              "nearest results/ above the current directory)")
+    figures.add_argument("--sweep", help="the text sweep (default cpu-text)")
+    figures.add_argument("--image-sweep",
+                         help="the image sweep, drawn when it has rows (default cpu-image)")
+    figures.add_argument("--reference-dir", type=Path,
+                         help="folder with chinchilla_fig4_points.csv (default: reference/ beside "
+                              "--results-dir; skipped if absent)")
+    figures.add_argument("--bootstrap", type=whole_number(1),
+                         help="bootstrap refits per fit (default 200)")
+    figures.set_defaults(func=cmd_figures)
 
     from movelab.training.config import TrainConfig
 

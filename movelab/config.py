@@ -85,11 +85,19 @@ LADDERS = {ladder.name: ladder for ladder in (CPU_LADDER, GPU_LADDER)}
 PRESETS = {ladder.preset_name(d): (ladder, d) for ladder in LADDERS.values() for d in ladder.depths}
 
 
-def recipe_field(default):
-    """A recipe setting added after runs were committed: it is left out of `to_dict` (so of the
-    config hash and result.json) while it has its default value, so every committed run keeps
-    its id, and a run that changes it gets a new one."""
-    return field(default=default, metadata={"omit_default": True})
+def setting(default, help: str, **flag):
+    """A config field and its command-line flag (movelab.flags derives the flag from it): `help`
+    is the flag's help, with {default} standing for the field's default; `flag` may give
+    `name` (the flag's, when not the field's), `metavar`, `choices`, and for a true/false field
+    `off`, the help of its --no- flag."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
+def recipe_field(default, help: str, **flag):
+    """A recipe setting added after runs were committed (a `setting` otherwise): it is left out
+    of `to_dict` (so of the config hash and result.json) while it has its default value, so
+    every committed run keeps its id, and a run that changes it gets a new one."""
+    return field(default=default, metadata={"help": help, **flag, "omit_default": True})
 
 
 class DictConfig:
@@ -112,27 +120,35 @@ class DictConfig:
 
 @dataclass(frozen=True)
 class ModelConfig(DictConfig):
-    depth: int = 4
-    width: int = 128
-    n_heads: int = 4
-    vocab_size: int = 4096
-    seq_len: int = 256
-    value_path: str = "standard"
+    # the shape: build_config's depth dial derives width and heads from the depth
+    depth: int = setting(4, "layers L (default: the preset's, or 4)")
+    width: int = setting(128, "model width d (default: the ladder's aspect x depth)")
+    n_heads: int = setting(4, "attention heads H (default: width / ladder head size)",
+                           name="heads")
+    vocab_size: int = setting(4096, "vocabulary size V (default: the ladder's)")
+    seq_len: int = setting(256, "context length T (default: the ladder's)")
+    value_path: str = setting("standard", "standard, lave (layer-wise value embeddings) or move "
+                              "(mixture of value embeddings); default standard",
+                              choices=VALUE_PATHS)
     # LaVE: 1 (every other layer, always the last) or 2 (every layer).
     # MoVE: k in "MoVE xk", M = k * L / 2. Ignored by neither: it must be unset for `standard`.
-    density: float | None = None
+    density: float | None = setting(None, "lave: 1 (every other layer) or 2 (every layer); "
+                                    "move: xK, M = K*L/2 slots", metavar="K")
     # MoVE only: the number of slots M; given explicitly it overrides the density.
-    slots: int | None = None
+    slots: int | None = setting(None, "move: number of slots (overrides --density)", metavar="M")
     # Gate on the standard value path: off by default for LaVE (an ablation turns it on),
     # on by default for MoVE (the ablation fixes g0 = 1).
-    gate_standard: bool | None = None
+    gate_standard: bool | None = setting(None, "lave ablation: also gate the standard value path",
+                                         off="move ablation: fix the standard path's gate g0 at 1")
     # initialisation (recipe fields; research log 2026-12-01): std of the token embedding and of
     # the output head, std of the MoVE routers (0: zero, every gate exactly 1, the paper's), and
     # the MoVE bank's scale (BANK_INITS)
-    embed_init_std: float = recipe_field(1.0)
-    head_init_std: float = recipe_field(0.001)
-    router_init_std: float = recipe_field(0.0)
-    bank_init: str = recipe_field("width")
+    embed_init_std: float = recipe_field(1.0, "token embedding std (default {default})")
+    head_init_std: float = recipe_field(0.001, "output head std (default {default})")
+    router_init_std: float = recipe_field(0.0, "move: std of the routers' normal init; 0 = zero, "
+                                               "every gate 1 (default {default})")
+    bank_init: str = recipe_field("width", "move: bank std 1/sqrt(d) (width, default) or "
+                                           "1/sqrt(d M) (width_slots)", choices=BANK_INITS)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -177,7 +193,7 @@ class ModelConfig(DictConfig):
             density = 1 if self.density is None else self.density
             if density not in (1, 2):
                 raise ConfigError(f"LaVE density must be 1 (every other layer) or 2 (every layer), "
-                                  f"got {density}")
+                                  f"got {density:g}")
             set_("density", int(density))
             set_("gate_standard", bool(self.gate_standard))
         else:

@@ -49,6 +49,7 @@ from movelab.config import (VALUE_PATHS, ConfigError, ModelConfig, build_config,
                             unknown_keys)
 from movelab.training import claim
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
+from movelab.training.record import result_summary
 from movelab.variant import MODEL_KEYS, Variant
 
 RUNS_CSV_COLUMNS = schema.RUNS_COLUMNS  # results/README.md's table, column by column
@@ -282,7 +283,7 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
                     if status == 0:
                         result = _read_result(sweep.run_dir(planned) / "result.json")
                         log(f"  done   {planned.run_id}  d{planned.run.model.depth} "
-                            f"{planned.variant}: {headline(result)} in {time.time() - began:.0f}s")
+                            f"{planned.variant}: {result_summary(result)} in {time.time() - began:.0f}s")
                         consolidate(sweep)
                     else:
                         failures += 1
@@ -387,13 +388,6 @@ def _read_result(path: Path) -> dict:
     from movelab.training.record import read_result
 
     return read_result(path)
-
-
-def headline(result: dict) -> str:
-    if result.get("task") == "image":
-        return (f"bits_per_token {result['bits_per_token']:.4f} FID {result['fid']:.2f} "
-                f"class accuracy {result['class_accuracy']:.3f}")
-    return f"val_bpb {result['val_bpb']:.4f}"
 
 
 def _done(sweep: Sweep) -> int:

@@ -15,7 +15,7 @@ from movelab.scaling.analysis import band_is_drawn, fit_compute_laws, main_rows
 from movelab.scaling.figures import (fig_ablations, fig_accounting, fig_exchange_rate,
                                      fig_fit_validation, fig_image_scaling, fig_joint_law,
                                      fig_memory_decoupling, fig_repetition, fig_text_scaling,
-                                     main, write_all_figures)
+                                     write_all_figures)
 from movelab.scaling.load import load_curves, load_runs
 from movelab.variant import Variant
 
@@ -72,10 +72,18 @@ def results_dir(tmp_path_factory):
     return folder
 
 
-def test_writes_every_figure_as_png_and_svg_byte_identical_on_rerun(results_dir, tmp_path):
+def test_writes_every_figure_as_png_and_svg_byte_identical_on_rerun(results_dir, tmp_path,
+                                                                    capsys):
+    """A rerun, here by `movelab figures` (what `make figures` runs), draws the same bytes."""
+    from movelab.cli import main
+
     reference = tmp_path / "no-reference"  # the Chinchilla panel is skipped with a note
     first = write_all_figures(tmp_path / "a", results_dir, reference_dir=reference, bootstrap=10)
-    second = write_all_figures(tmp_path / "b", results_dir, reference_dir=reference, bootstrap=10)
+    assert main(["figures", "--results-dir", str(results_dir), "--out", str(tmp_path / "b"),
+                 "--reference-dir", str(reference), "--bootstrap", "10"]) == 0
+    second = [tmp_path / "b" / line.rsplit("/", 1)[-1]
+              for line in capsys.readouterr().out.splitlines()]
+    assert [p.name for p in second] == [p.name for p in first]
     expected = {f"{name}.{ext}" for name in FIGURES for ext in ("png", "svg")}
     assert {p.name for p in first} == expected == {p.name for p in (tmp_path / "a").iterdir()}
     for a, b in zip(first, second):
@@ -122,8 +130,28 @@ def test_fit_validation_notes_missing_reference_data(tmp_path):
 
 
 def test_command_line_reports_a_missing_sweep_in_one_line(tmp_path, capsys):
-    assert main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "figures")]) == 2
-    assert "movelab sweep run cpu-text" in capsys.readouterr().err
+    from movelab.cli import main
+
+    assert main(["figures", "--results-dir", str(tmp_path), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "movelab sweep run cpu-text" in err and err.count("\n") == 1
+
+
+def test_command_line_help_states_the_defaults_of_write_all_figures():
+    """`movelab figures` passes on only the flags given, so write_all_figures' defaults apply;
+    its help must state them."""
+    import inspect
+
+    from movelab.cli import build_parser
+
+    figures = build_parser()._subparsers._group_actions[0].choices["figures"]
+    helps = {a.dest: a.help for a in figures._actions}
+    checked = [name for name, parameter in inspect.signature(write_all_figures).parameters.items()
+               if isinstance(parameter.default, (str, int)) and name in helps]
+    assert set(checked) == {"sweep", "image_sweep", "bootstrap"}
+    for name in checked:
+        default = inspect.signature(write_all_figures).parameters[name].default
+        assert f"default {default})" in helps[name], name
 
 
 # --- what a reader sees: axes, panels, labels ----------------------------------------------

@@ -82,9 +82,9 @@ def test_task_image_sets_corpus_vocabulary_and_context():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--cfg-scale", "2"], "--cfg-scale applies only to image runs"),
+    (["--cfg-scale", "2"], "image settings (--cfg-scale) apply to the image task"),
     (["--task", "text", "--corpus", "fashion-mnist"], "is image data; use --task image"),
-    (["--task", "image", "--corpus", "wiki"], "--task image trains on fashion-mnist"),
+    (["--task", "image", "--corpus", "wiki"], "not to the text corpus 'wiki'"),
     (["--task", "image", "--vocab-size", "4096"], "needs vocab_size 523"),
     (["--task", "image", "--patch", "3"], "must divide the image size"),
 ])

@@ -30,7 +30,7 @@ LAYERS = {
     "analysis": ["movelab.scaling", "movelab.scaling.fit", "movelab.scaling.joint",
                  "movelab.scaling.load", "movelab.scaling.analysis", "movelab.scaling.plot",
                  "movelab.scaling.figures"],
-    "entry points": ["movelab.demo", "movelab.cli", "movelab.__main__"],
+    "entry points": ["movelab.demo", "movelab.flags", "movelab.cli", "movelab.__main__"],
 }
 LAYER_OF = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 

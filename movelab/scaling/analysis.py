@@ -340,7 +340,7 @@ def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL,
 
 
 def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` sorted by depth, then path label in reading order (label_order)."""
+    """`table` sorted by depth, then path label in reading order (variant_order)."""
     rank = {label: i for i, label in enumerate(variant_order(table["path_label"]))}
     return table.sort_values(["depth", "path_label"], ignore_index=True,
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)

@@ -2,14 +2,12 @@
 `write_all_figures`, which writes every one as PNG and SVG, byte-identical on a rerun (fixed
 bootstrap seeds, SVG hash salt, no dates or software versions in the files).
 
-    python -m movelab.scaling.figures [--out DIR] [--results-dir DIR]     (make figures)
+    movelab figures [--out DIR] [--results-dir DIR]     (make figures)
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -287,35 +285,3 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
                 fig.savefig(path, **options)
             written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m movelab.scaling.figures",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the PNG and SVG files (default: <results-dir>/figures)")
-    parser.add_argument("--results-dir", type=Path, default=None,
-                        help="folder holding <sweep>/runs.csv (default: ./results, or the "
-                             "nearest results/ above the current directory)")
-    parser.add_argument("--sweep", default="cpu-text", help="the text sweep (default cpu-text)")
-    parser.add_argument("--image-sweep", default="cpu-image",
-                        help="the image sweep, drawn when it has rows (default cpu-image)")
-    parser.add_argument("--reference-dir", type=Path, default=None,
-                        help="folder with chinchilla_fig4_points.csv (default: reference/ beside "
-                             "--results-dir; the figure says so if absent)")
-    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP,
-                        help=f"bootstrap refits per fit (default {BOOTSTRAP})")
-    args = parser.parse_args(argv)
-    try:
-        paths = write_all_figures(args.out, args.results_dir, sweep=args.sweep,
-                                  image_sweep=args.image_sweep, reference_dir=args.reference_dir, bootstrap=args.bootstrap)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

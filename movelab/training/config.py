@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from movelab.accounting import analytic_costs
 from movelab.config import (ConfigError, DictConfig, ModelConfig, check_number, config_hash,
-                            recipe_field, unknown_keys)
+                            recipe_field, setting, unknown_keys)
 from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
@@ -15,6 +16,9 @@ MEMORY_UPDATES = ("dense", "lazy")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
 EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
+# the horizon, exactly one of them; the command line trains on DEFAULT_TOKENS given none
+HORIZONS = ("tokens", "tokens_per_param", "flops")
+DEFAULT_TOKENS = 1_000_000
 IMAGE_CORPUS = "fashion-mnist"  # --corpus fashion-mnist or fashion-mnist:PATH selects the image task
 
 
@@ -39,54 +43,82 @@ TRAIN_RANGES = {
 
 @dataclass(frozen=True)
 class TrainConfig(DictConfig):
-    corpus: str = "wiki"
+    corpus: str = setting(
+        "wiki", "text: wiki (default; offline, ships in gensim's wheel), pydocs (Debian's "
+        "python3.11-doc, 3x wiki), pydocs:HTML_DIR, prose (Debian's dictionaries and "
+        "documentation, with a test split; docs/corpora.md), text:PATH (a file or folder of "
+        ".txt/.md), fineweb-edu[:PARQUET_DIR], recall:K=N (synthetic positive control of the "
+        "slot axis, val_bpb is bits per token; movelab/data/recall.py); image: fashion-mnist "
+        "(default) or fashion-mnist:IDX_DIR")
     # The horizon: exactly one of tokens, tokens per active parameter, or a FLOP budget.
-    tokens: int | None = None
-    tokens_per_param: float | None = None
-    flops: float | None = None
-    batch_size: int = 16           # sequences per optimizer step (the global batch)
-    optimizer: str = "adamw"       # adamw everywhere, or muon for the transformer matrices
+    tokens: int | None = setting(None, f"train on N tokens (default {DEFAULT_TOKENS:,})",
+                                 metavar="N")
+    tokens_per_param: float | None = setting(None, "R tokens per active parameter", metavar="R")
+    flops: float | None = setting(None, "a training-FLOP budget (6N + attention)", metavar="C")
+    # sequences per optimizer step (the global batch)
+    batch_size: int = setting(16, "sequences per step, global (default {default})")
+    # adamw everywhere, or muon for the transformer matrices
+    optimizer: str = setting("adamw", "adamw (default) or muon for the transformer matrices",
+                             choices=OPTIMIZERS)
     # peak AdamW learning rate of the matmul weights and norms *at width 64*; it scales as
     # 64 / width (muP's rule for Adam on hidden weights). 1e-2 is the best mean over 3 seeds at
     # d4, and seeds agree there; 2e-2 won on seed 0 alone but spread seeds by 0.2 BPB
     # (docs/research-log.md, 2026-11-25)
-    lr: float = 1e-2
-    embedding_lr: float = 0.1      # token embedding; width-independent
-    memory_lr: float = 0.01        # LaVE tables and MoVE bank (tuned on d4 MoVE x4, research log)
-    muon_lr: float = 0.02
-    weight_decay: float = 0.1      # on matrices only
-    warmup_frac: float = 0.05
-    final_lr_frac: float = 0.1     # cosine decay from the peak down to this fraction
-    grad_clip: float = 1.0
+    lr: float = setting(1e-2, "peak AdamW learning rate of matrices, gates, head and norms at "
+                              "width 64, scaled by 64/width (default {default})")
+    # token embedding; width-independent
+    embedding_lr: float = setting(0.1, "token embedding (default {default})")
+    # LaVE tables and MoVE bank (tuned on d4 MoVE x4, research log)
+    memory_lr: float = setting(0.01, "LaVE tables and MoVE bank (default {default})")
+    muon_lr: float = setting(0.02, "with --optimizer muon (default {default})")
+    weight_decay: float = setting(0.1, "on matrices (default {default})")  # matrices only
+    warmup_frac: float = setting(0.05, "default {default}")
+    # cosine decay from the peak down to this fraction
+    final_lr_frac: float = setting(0.1, "cosine floor (default {default})")
+    grad_clip: float = setting(1.0, "default {default}")
     # full validation passes spread evenly over the run, the last at its end (on the default
     # corpus one pass costs about as much as training on 30k tokens)
-    evals: int = 6
-    seed: int = 0
+    evals: int = setting(6, "validation passes over the run (default {default})")
+    seed: int = setting(0, "init and batch order (default {default})")
     # Recipe fields added 2026-12-01 (issue 12): left out of the hash at their defaults, so the
     # committed runs, which ran with exactly these values, keep their ids.
-    memory_lr_scaling: str = recipe_field("constant")   # MEMORY_LR_SCALINGS
-    router_lr: float | None = recipe_field(None)        # MoVE routers; None: the lr rule's value
-    adam_beta1: float = recipe_field(0.9)
-    adam_beta2: float = recipe_field(0.95)
-    adam_eps: float = recipe_field(1e-10)
-    lr_reference_width: int = recipe_field(64)          # lr applies at this width, x ref / width
-    val_fraction: float = recipe_field(0.08)            # share of a text corpus's documents
-    eval_batch: int | None = recipe_field(None)         # validation windows per forward; None:
-                                                        # the data's own (16 text, 500 image)
+    memory_lr_scaling: str = recipe_field(
+        "constant", "memory learning rate over M slots: x1 (constant, default), x1/sqrt(M) "
+        "(inv_sqrt) or x1/M (inv)", choices=MEMORY_LR_SCALINGS)
+    # MoVE routers; None: the lr rule's value
+    router_lr: float | None = recipe_field(
+        None, "move routers' learning rate (default: the --lr rule's, as gates and norms)")
+    adam_beta1: float = recipe_field(0.9, "AdamW beta1 (default {default})")
+    adam_beta2: float = recipe_field(0.95, "AdamW beta2 (default {default})")
+    adam_eps: float = recipe_field(1e-10, "AdamW eps (default {default})")
+    # lr applies at this width, x ref / width
+    lr_reference_width: int = recipe_field(
+        64, "--lr applies at this width, scaled by it / width (default {default})")
+    # share of a text corpus's documents
+    val_fraction: float = recipe_field(
+        0.08, "share of a text corpus's documents held out (default {default})")
+    # validation windows per forward; None: the data's own (16 text, 500 image)
+    eval_batch: int | None = recipe_field(
+        None, "validation windows per forward pass (default: 16 text, 500 image)")
     # what the validation passes score: "dev" (the validation split of every corpus: for every
     # choice) or "test" (corpora with a held-out test split, e.g. prose: for claims)
-    eval_split: str = recipe_field("dev")
+    eval_split: str = recipe_field(
+        "dev", "what validation scores: dev (default; for every choice) or test (for claims; "
+        "corpora with a test split: prose)", choices=EVAL_SPLITS)
     # how the memory (LaVE tables, MoVE bank) is updated: "dense", AdamW over every row each step
     # (moments of unseen rows decay and keep moving them); "lazy", a row-sparse gradient and
     # torch's SparseAdam on the rows the batch touched only (which also adds eps to sqrt(v)
     # before the bias correction, AdamW after it; research log 2026-12-01)
-    memory_update: str = recipe_field("dense")
+    memory_update: str = recipe_field(
+        "dense", "dense (default): AdamW steps every memory row each step; lazy: row-sparse "
+        "gradients and SparseAdam on the rows a batch touches (eager, one process)",
+        choices=MEMORY_UPDATES)
 
     def __post_init__(self):
         if not isinstance(self.corpus, str) or not self.corpus:
             raise ConfigError(f"--corpus must name a corpus (e.g. wiki or text:PATH), got "
                               f"{self.corpus!r}")
-        horizons = [h for h in (self.tokens, self.tokens_per_param, self.flops) if h is not None]
+        horizons = [h for h in HORIZONS if getattr(self, h) is not None]
         if len(horizons) != 1:
             raise ConfigError("give exactly one horizon: --tokens N, --tokens-per-param R or "
                               "--flops C")
@@ -127,16 +159,24 @@ class ImageConfig(DictConfig):
     """What an image run needs besides TrainConfig: the tokenizer, label dropout, and how it is
     sampled and scored after training (movelab.images.layout documents the token layout)."""
 
-    patch: int = 4                  # tokenizer tiles: 28 / patch codes per side
-    codebook_size: int = 512        # K codes; the vocabulary is K + 11 (10 classes, null)
-    label_dropout: float = 0.1      # share of training sequences whose class token is null
+    # tokenizer tiles: 28 / patch codes per side
+    patch: int = setting(4, "tokenizer tile size (default {default}: 7x7 codes)")
+    # K codes; the vocabulary is K + 11 (10 classes, null)
+    codebook_size: int = setting(512, "tokenizer codes K; vocabulary K + 11 (default {default})")
+    # share of training sequences whose class token is null
+    label_dropout: float = setting(
+        0.1, "share of training images with the null class (default {default})")
     # classifier-free guidance: logits = uncond + cfg_scale * (cond - uncond); 1 is no guidance.
     # 1.75 had the lowest FID of 1, 1.25, 1.5, 1.75, 2, 3 on a d4 model, two sampling seeds
     # (`movelab cfg-scale`, FID against training images; docs/research-log.md, 2026-11-26)
-    cfg_scale: float = 1.75
-    temperature: float = 1.0
-    top_k: int | None = None        # sample from the k most likely codes only (None: all)
-    fid_samples: int = 10_000       # generated images scored against the 10k test images
+    cfg_scale: float = setting(1.75, "classifier-free guidance s: uncond + s (cond - uncond); "
+                                     "1: none (default {default})")
+    temperature: float = setting(1.0, "sampling temperature (default {default})")
+    # sample from the k most likely codes only (None: all)
+    top_k: int | None = setting(None, "sample from the k most likely codes (default: all)")
+    # generated images scored against the 10k test images
+    fid_samples: int = setting(
+        10_000, "images generated for FID and class accuracy (default {default})")
 
     def __post_init__(self):
         if not isinstance(self.patch, int) or self.patch < 1 or IMAGE_SIZE % self.patch:
@@ -191,8 +231,13 @@ class RunConfig:
                 raise ConfigError("the image task scores the Fashion-MNIST test images; "
                                   "--eval-split applies to text corpora")
         elif self.image is not None:
-            raise ConfigError(f"image settings apply to the image task (--task image, corpus "
-                              f"{IMAGE_CORPUS}), not to the text corpus {self.train.corpus!r}")
+            given = [f"--{f.metadata.get('name', f.name).replace('_', '-')}"
+                     for f in dataclasses.fields(self.image)
+                     if getattr(self.image, f.name) != f.default]
+            which = f" ({', '.join(given)})" if given else ""
+            raise ConfigError(f"image settings{which} "
+                              f"apply to the image task (--task image, corpus {IMAGE_CORPUS}), "
+                              f"not to the text corpus {self.train.corpus!r}")
 
     @property
     def task(self) -> str:

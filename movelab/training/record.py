@@ -124,6 +124,16 @@ def read_result(path: Path) -> dict:
     return result
 
 
+def result_summary(result: dict) -> str:
+    """The headline numbers of a run's record, e.g. 'val_bpb 2.3061 (best 2.3050)'."""
+    if result.get("task") == "image":
+        return (f"bits_per_token {result['bits_per_token']:.4f}, FID {result['fid']:.2f} and "
+                f"class accuracy {result['class_accuracy']:.3f} on {result['fid_samples']:,} "
+                f"samples at cfg scale {result['cfg_scale']:g}")
+    return f"val_bpb {result['val_bpb']:.4f} (best {result['val_bpb_best']:.4f})"
+
+
+
 def remove_run(out_dir: Path, also: tuple[str, ...] = ()) -> None:
     """Delete the record and checkpoint of the run in `out_dir`, and the files named in `also`
     (train --force, once the new run has passed its checks)."""
