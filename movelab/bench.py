@@ -24,6 +24,12 @@ the spread, not the ratio's median. Alongside:
                analytic FLOP ratio; the issue's goal: MoVE x1 to x8 spends at most 5 percentage
                points more wall-clock overhead than FLOP overhead
 
+The variant "reference" is a minimal GPT-2-style model at the preset's shape (learned
+positions, LayerNorm, GELU MLP, tied embedding and head, fused qkv, SDPA, biases, foreach AdamW):
+the yardstick of the throughput goal. The standard model's rows say how many times faster than
+the reference's better mode (eager or compiled) they are, paired within each round; goal: at
+least GOAL_REFERENCE_SPEEDUP.
+
 A benchmark, not a test: the numbers belong to the machine and its load when they were taken.
 """
 
@@ -35,6 +41,8 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
@@ -47,8 +55,10 @@ from movelab.variant import Variant
 
 DEFAULT_PRESETS = ("cpu-d4", "cpu-d8")
 DEFAULT_VARIANTS = ("standard", "lave x1", "lave x2", "move x1", "move x2", "move x4", "move x8")
-GOAL_DENSITIES = (1, 8)     # MoVE densities the overhead goal applies to, inclusive
+REFERENCE = "reference"     # the variant name of ReferenceGPT
+GOAL_DENSITIES = {"move": (1, 8), "lave": (1, 2)}  # densities the overhead goal covers, inclusive
 GOAL_SLACK_POINTS = 5.0     # wall-clock overhead may exceed the FLOP overhead by this much
+GOAL_REFERENCE_SPEEDUP = 1.3  # the standard model against the reference's better mode
 MATMUL_REPS = 5
 IDLE_TOLERANCE = 0.10       # matmul peaks across rounds differing by more: the machine was busy
 
@@ -107,7 +117,47 @@ class BenchRow:
     overhead_gap_points: float | None = None  # 100 x (step_ratio - flop_ratio)
     goal: str | None = None          # PASS / FAIL for MoVE x1 to x8
     speedup: float | None = None     # compiled rows: eager step time over compiled
+    reference_speedup: float | None = None  # standard rows: the reference's better mode's step
+    #   time over this row's, the median over rounds of the ratio within each round
     error: str | None = None         # compiled rows: why torch.compile failed
+
+
+class ReferenceBlock(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.o = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.fc, self.proj = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln_1(x)).view(B, T, 3, self.heads, C // self.heads).permute(
+            2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.o(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.proj(F.gelu(self.fc(self.ln_2(x))))
+
+
+class ReferenceGPT(nn.Module):
+    """A minimal GPT-2-style model at `cfg`'s depth, width, heads, vocabulary and context: the
+    throughput yardstick (torch's default initialisation; it is timed, never trained)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.position_embedding = nn.Embedding(cfg.seq_len, cfg.width)
+        self.blocks = nn.ModuleList(ReferenceBlock(cfg.width, cfg.n_heads)
+                                    for _ in range(cfg.depth))
+        self.ln_f = nn.LayerNorm(cfg.width)
+
+    def forward(self, tokens, targets):
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.token_embedding(tokens) + self.position_embedding(positions)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.ln_f(x) @ self.token_embedding.weight.t()  # tied
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
 
 def _clock(device: torch.device) -> float:
@@ -149,23 +199,29 @@ def _peak_memory(step, device: torch.device, resident: list[torch.Tensor]) -> in
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                 profile_memory=True) as profile:
         step()
-    allocations = sorted((e for e in profile.profiler.kineto_results.events()
-                          if e.name() == "[memory]"), key=lambda e: e.start_ns())
+    # each op's own allocations (net of its own frees) at its start, and its net frees at its end
+    changes = sorted((e.time_range.start if e.self_cpu_memory_usage > 0 else e.time_range.end,
+                      e.self_cpu_memory_usage) for e in profile.events() if e.self_cpu_memory_usage)
     live = peak = 0
-    for event in allocations:  # frees are negative
-        live += event.nbytes()
+    for _, nbytes in changes:  # frees are negative
+        live += nbytes
         peak = max(peak, live)
     return sum(t.untyped_storage().nbytes() for t in resident) + peak
 
 
 def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
-                  device="cpu", compile: bool = False,
-                  memory_update: str = "dense") -> StepTimes:
-    """Train `cfg` for warmup + steps steps on one batch of random tokens and time the last
-    `steps`; then one more step for the peak memory."""
+                  device="cpu", compile: bool = False, memory_update: str = "dense",
+                  reference: bool = False) -> StepTimes:
+    """Train `cfg` (with `reference`: ReferenceGPT at its shape, foreach AdamW) for warmup +
+    steps steps on one batch of random tokens and time the last `steps`; then one more step
+    for the peak memory."""
     device = torch.device(device)
-    model = GPT(cfg).to(device)
-    optimizers = build_optimizers(model, TrainConfig(tokens=1, memory_update=memory_update))
+    if reference:
+        model = ReferenceGPT(cfg).to(device)
+        optimizers = [torch.optim.AdamW(model.parameters(), lr=TrainConfig.lr, foreach=True)]
+    else:
+        model = GPT(cfg).to(device)
+        optimizers = build_optimizers(model, TrainConfig(tokens=1, memory_update=memory_update))
     grad_clip = TrainConfig.grad_clip
     if compile:
         torch.compiler.reset()  # a fresh cache per model, below dynamo's recompile limit
@@ -224,7 +280,8 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     chosen = choose_device(device)  # on CUDA: TF32 on, and the steps run under bf16 autocast
-    parsed = {v.text: v.model_args for v in map(Variant.parse, ["standard", *variants])}
+    parsed = {v: {} if v == REFERENCE else Variant.parse(v).model_args  # name -> model fields
+              for v in ["standard", *variants]}
     plan = [(preset, label, build_config(preset, seq_len=seq_len, **fields))
             for preset in dict.fromkeys(presets) for label, fields in parsed.items()]
     modes = ("eager", "compiled") if compile else ("eager",)
@@ -238,7 +295,8 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
             peaks.append(measure_matmul_peak(matmul_size, device=device))
             for preset, label, cfg in plan:
                 for mode in modes:
-                    times = _measure(cfg, batch_size, steps, warmup, device, mode, memory_update)
+                    times = _measure(cfg, batch_size, steps, warmup, device, mode, memory_update,
+                                     reference=label == REFERENCE)
                     measured.setdefault((preset, label, mode), []).append(times)
                     if log:
                         log(f"bench: round {round_ + 1}/{rounds} "
@@ -249,7 +307,9 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
     for preset, label, cfg in plan:
         for mode in modes:
             row = BenchRow(
-                preset=preset, variant=label, label=cfg.label, value_path=cfg.value_path,
+                preset=preset, variant=label,
+                label=f"d{cfg.depth} GPT-2 reference" if label == REFERENCE else cfg.label,
+                value_path=REFERENCE if label == REFERENCE else cfg.value_path,
                 density=cfg.density, mode=mode, memory_update=memory_update, device=device,
                 precision=precision(chosen),
                 threads=threads or threads_before, torch_version=torch.__version__,
@@ -263,12 +323,13 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
 
 
 def _measure(cfg: ModelConfig, batch_size: int, steps: int, warmup: int, device: str,
-             mode: str, memory_update: str = "dense") -> StepTimes | str:
+             mode: str, memory_update: str = "dense", reference: bool = False
+             ) -> StepTimes | str:
     """One round of `cfg` in `mode`: its StepTimes, or under torch.compile why it failed."""
     try:
         return bench_variant(cfg, batch_size=batch_size, steps=steps, warmup=warmup,
                              device=device, compile=mode == "compiled",
-                             memory_update=memory_update)
+                             memory_update=memory_update, reference=reference)
     except Exception as err:  # torch.compile fails in many ways (no compiler, unsupported op)
         if mode != "compiled":
             raise
@@ -301,6 +362,11 @@ def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
     goal, and (compiled rows) the speedup over the same variant in eager mode."""
     standard = {(r.preset, r.mode): r for r in rows if r.variant == "standard"}
     eager = {(r.preset, r.variant): r for r in rows if r.mode == "eager"}
+    references = {}  # preset -> the reference's better mode's step time in each round
+    for r in rows:
+        if r.variant == REFERENCE and r.step_seconds is not None:
+            best = references.get(r.preset, r.round_step_seconds)
+            references[r.preset] = tuple(map(min, best, r.round_step_seconds))
     done = []
     for row in rows:
         base = standard[row.preset, row.mode]
@@ -317,12 +383,19 @@ def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
         if row.mode == "compiled" and row.step_seconds is not None:
             row = replace(row, speedup=eager[row.preset, row.variant].step_seconds
                           / row.step_seconds)
+        if (row.variant == "standard" and row.step_seconds is not None
+                and row.preset in references):
+            speedup = statistics.median(ref / mine for ref, mine in
+                                        zip(references[row.preset], row.round_step_seconds))
+            row = replace(row, reference_speedup=speedup,
+                          goal="PASS" if speedup >= GOAL_REFERENCE_SPEEDUP else "FAIL")
         done.append(row)
     return done
 
 
 def _goal(row: BenchRow, gap_points: float) -> str | None:
-    if row.value_path != "move" or not GOAL_DENSITIES[0] <= row.density <= GOAL_DENSITIES[1]:
+    low, high = GOAL_DENSITIES.get(row.value_path, (1, 0))
+    if row.density is None or not low <= row.density <= high:
         return None
     return "PASS" if gap_points <= GOAL_SLACK_POINTS else "FAIL"
 
@@ -384,9 +457,13 @@ def format_bench(rows: list[BenchRow]) -> str:
         if r.error:
             lines.append(f"{start}  {r.error}")
             continue
-        notes = ""
+        notes = []
+        if r.reference_speedup is not None:
+            notes.append(f"{r.reference_speedup:.2f}x the speed of the reference's better mode")
         if r.mode == "compiled":
-            notes = f"{r.speedup:.2f}x eager; first step (compiling) {r.first_step_seconds:.1f} s"
+            notes.append(f"{r.speedup:.2f}x eager; first step (compiling) "
+                         f"{r.first_step_seconds:.1f} s")
+        notes = "; ".join(notes)
         step_range = f"[{1e3 * r.step_seconds_min:.1f}-{1e3 * r.step_seconds_max:.1f}]"
         ratio_range = ("n/a" if r.step_ratio is None
                        else f"[{r.step_ratio_min:.3f}-{r.step_ratio_max:.3f}]")
@@ -401,8 +478,11 @@ def format_bench(rows: list[BenchRow]) -> str:
               "rounds); FLOP x: analytic "
               "train FLOPs/token / the standard's",
               "(6N + attention; MoVE's slot contraction is outside it); gap pt: 100 x (time x - "
-              f"FLOP x); goal: MoVE x{GOAL_DENSITIES[0]}-x{GOAL_DENSITIES[1]} PASS when gap "
-              f"<= {GOAL_SLACK_POINTS:+g}",
+              "FLOP x); goal: "
+              + ", ".join(f"{path} x{low}-x{high}" for path, (low, high) in GOAL_DENSITIES.items())
+              + f" PASS when gap <= {GOAL_SLACK_POINTS:+g}; standard (with the reference "
+              f"benched) PASS when >= {GOAL_REFERENCE_SPEEDUP:g}x faster than the reference's "
+              "better mode",
               "MFU: train FLOPs/token x tok/s / matmul peak; tok/s: batch x seq_len / median "
               "step time"]
     return "\n".join(lines)

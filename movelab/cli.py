@@ -68,7 +68,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto (default): a GPU when torch sees one (bf16 autocast, TF32), else "
                         "the CPU (fp32)")
-    g.add_argument("--compile", action="store_true", help="train through torch.compile")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train through torch.compile, or --no-compile: eager (default: compiled "
+                        "for a CPU run of 1e13 training FLOPs or more, eager otherwise)")
     add_tracker_arg(g)
 
 
@@ -484,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="repeatable or a comma list (default: cpu-d4,cpu-d8)")
     bench.add_argument("--variants", action="append", metavar="LIST",
                        help="comma list in the sweep's language, e.g. \"standard,lave x1,move "
-                            "x4,move M=8\" (default: standard, lave x1, x2, move x1, x2, x4, x8)")
+                            "x4,move M=8\", and \"reference\": a minimal GPT-2 at the "
+                            "preset's shape, the throughput yardstick (default: standard, "
+                            "lave x1, x2, move x1, x2, x4, x8)")
     bench.add_argument("--batch-size", type=int,
                        help=f"sequences per step (default {TrainConfig.batch_size})")
     bench.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's)")

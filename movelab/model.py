@@ -50,6 +50,21 @@ def value_embedding_init_(weight: torch.Tensor, width: int, slots: int = 1):
     nn.init.uniform_(weight, -bound, bound)
 
 
+def matrix_init_(linear: nn.Linear):
+    """Transformer matrices that read the residual stream: uniform in +-sqrt(3 / fan_in)."""
+    bound = math.sqrt(3.0 / linear.in_features)
+    nn.init.uniform_(linear.weight, -bound, bound)
+
+
+def gate_init_(linear: nn.Linear, std: float = 0.0):
+    """Gates and routers: zero, so every gate starts at exactly 2 sigmoid(0) = 1; a router with
+    `std` > 0 starts near, not at, 1, different per slot (symmetry breaking)."""
+    if std > 0:
+        nn.init.normal_(linear.weight, std=std)
+    else:
+        nn.init.zeros_(linear.weight)
+
+
 class StandardGate(nn.Module):
     """The standard path's gate alone, V = g0 V with g0 = 2 sigmoid(h W_g,l) per head: MoVE's
     gating without its memory (a control)."""
@@ -57,6 +72,9 @@ class StandardGate(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.gate = nn.Linear(cfg.width, cfg.n_heads, bias=False)
+
+    def init_weights(self, cfg: ModelConfig):
+        gate_init_(self.gate)
 
     def forward(self, h, v, tokens, bank_values):
         return (2 * torch.sigmoid(self.gate(h))).unsqueeze(-1) * v
@@ -72,6 +90,10 @@ class LaveMix(nn.Module):
         # with the ablation the gate has a second set of heads for the standard path
         self.gate = nn.Linear(cfg.width, cfg.n_heads * (2 if cfg.gate_standard else 1), bias=False)
 
+    def init_weights(self, cfg: ModelConfig):
+        value_embedding_init_(self.table.weight, cfg.width)
+        gate_init_(self.gate)
+
     def forward(self, h, v, tokens, bank_values):
         B, T, H, D = v.shape
         g = (2 * torch.sigmoid(self.gate(h))).view(B, T, -1, H, 1)
@@ -84,11 +106,14 @@ class LaveMix(nn.Module):
 class MoveMix(nn.Module):
     """One layer's router over the shared bank: H x (M + 1) gates (g0 for the standard path)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
-        self.gate_standard = cfg.gate_standard
+        self.gate_standard, self.layer = cfg.gate_standard, layer
         n_gates = cfg.slots + (1 if cfg.gate_standard else 0)
         self.router = nn.Linear(cfg.width, cfg.n_heads * n_gates, bias=False)
+
+    def init_weights(self, cfg: ModelConfig):
+        gate_init_(self.router, cfg.router_init_std)
 
     def forward(self, h, v, tokens, bank_values: "BankValues"):
         B, T, H, D = v.shape
@@ -96,7 +121,7 @@ class MoveMix(nn.Module):
         if self.gate_standard:
             v = g[..., :1] * v
             g = g[..., 1:]
-        return v + bank_values.mix(g)
+        return v + bank_values.mix(g, self.layer)
 
 
 class BankValues:
@@ -106,58 +131,108 @@ class BankValues:
     batched (1 x M) @ (M x D) matmul per token and head, with no copy per layer. Its FLOPs
     (2 M d_kv a layer) are outside the 6N convention (docs/design.md) and are reported on their own.
 
-    With `pending` (training), the bank's gradient is left out of each layer's backward: every
+    With `taps` (training), the bank's gradient is left out of each layer's backward: every
     layer's gradient into the bank is an outer product g_l dy_l^T of size M x D per token and
     head, and summing L of them one layer at a time writes and re-reads a (B, T, M, d_kv) tensor
-    L times. `SlotMix` only records (g_l, dy_l); `BankGradient` sums them in one matmul,
-    G (M x L) @ dY (L x D), when backward reaches the bottom of the stack. Without `pending`
-    (the reference path, and inference) plain autograd does the same arithmetic.
+    L times. Instead `SlotMix` hands (g_l, dy_l) back as the gradients of two zero-sized-in-memory
+    "tap" tensors that `BankGradient` gave out in the forward, and `BankGradient` sums them in one
+    matmul, G (M x L) @ dY (L x D), when backward reaches the bottom of the stack. Everything
+    flows through autograd's own edges (no side channel), so torch.compile traces it in one
+    graph. Without `taps` (the reference path, and inference) plain autograd does the same
+    arithmetic.
     """
 
-    def __init__(self, values: torch.Tensor, pending: list | None):
-        self.values, self.pending = values, pending
+    def __init__(self, values: torch.Tensor, taps: list | None = None):
+        self.values, self.taps = values, taps
 
-    def mix(self, g: torch.Tensor) -> torch.Tensor:
-        """g (B, T, H, M) -> sum_i g_i E_i, (B, T, H, D)."""
-        if self.pending is None:
+    def mix(self, g: torch.Tensor, layer: int) -> torch.Tensor:
+        """Layer `layer`'s gates g (B, T, H, M) -> sum_i g_i E_i, (B, T, H, D)."""
+        if self.taps is None:
             return (g.unsqueeze(-2) @ self.values).squeeze(-2)
-        return SlotMix.apply(g, self.values, self.pending)
+        return SlotMix.apply(g, self.values, *self.taps[layer])
+
+
+def _tap(x: torch.Tensor, shape) -> torch.Tensor:
+    """A tensor of `shape` that holds no memory of its own (zeros, broadcast)."""
+    return x.new_zeros(()).expand(shape)
 
 
 class SlotMix(torch.autograd.Function):
-    """One layer's slot mix; its backward returns the gates' gradient and records the bank's."""
+    """One layer's slot mix over bank values that autograd does not differentiate; its backward
+    returns the gates' gradient, and (g, dy) as the "gradients" of the two taps, which carry
+    them to BankGradient."""
 
     @staticmethod
-    def forward(ctx, g, values, pending):
+    def forward(ctx, g, values, gate_tap, out_tap):
         ctx.save_for_backward(g, values)
-        ctx.pending = pending
         return (g.unsqueeze(-2) @ values).squeeze(-2)
 
     @staticmethod
     def backward(ctx, grad_out):
         g, values = ctx.saved_tensors
-        ctx.pending.append((g, grad_out))
-        return (values @ grad_out.unsqueeze(-1)).squeeze(-1), None, None
+        grad_g = (values @ grad_out.unsqueeze(-1)).squeeze(-1)
+        return grad_g, None, g, grad_out
 
 
 class BankGradient(torch.autograd.Function):
-    """Identity on the token embeddings x that carries the bank values' gradient. x feeds the
-    first layer, so autograd reaches this node only after every layer's backward has run and
-    every SlotMix has recorded its (g, dy); the bank's gradient is then their sum, one matmul."""
+    """Identity on the token embeddings x that carries the bank values' gradient and hands out
+    two taps per layer. x feeds the first layer, so autograd reaches this node only after every
+    layer's backward has run and handed back its (g, dy) through the taps; the bank's gradient
+    is then their sum, one matmul."""
 
     @staticmethod
-    def forward(ctx, x, values, pending):
-        ctx.pending = pending
-        return x.view_as(x)
+    def forward(ctx, x, values, layers: int):
+        gate_shape, out_shape = values.shape[:-1], (*values.shape[:-2], values.shape[-1])
+        taps = []
+        for _ in range(layers):
+            taps += [_tap(values, gate_shape), _tap(values, out_shape)]
+        return (x.view_as(x), *taps)
 
     @staticmethod
-    def backward(ctx, grad_x):
-        if not ctx.pending:
+    def backward(ctx, grad_x, *grad_taps):
+        gates, grad_outs = grad_taps[0::2], grad_taps[1::2]
+        used = [(g, dy) for g, dy in zip(gates, grad_outs) if g is not None and dy is not None]
+        if not used:
             return grad_x, None, None
-        gates = torch.stack([g for g, _ in ctx.pending], dim=-1)          # (B, T, H, M, L)
-        grad_outs = torch.stack([dy for _, dy in ctx.pending], dim=-2)    # (B, T, H, L, D)
-        ctx.pending.clear()
+        gates = torch.stack([g for g, _ in used], dim=-1)          # (B, T, H, M, L)
+        grad_outs = torch.stack([dy for _, dy in used], dim=-2)    # (B, T, H, L, D)
         return grad_x, gates @ grad_outs, None
+
+
+HEAD_CHUNK_ROWS = 256  # a chunk's logits, 256 x V fp32, stay in cache at V = 4096
+
+
+class ChunkedHeadLoss(torch.autograd.Function):
+    """The output head and the mean cross-entropy (targets of -1 ignored) over row chunks of
+    x: each chunk's logits are computed, turned into its loss and its gradient (softmax minus
+    one-hot, over the count of counted targets) and dropped, so the full (N, V) logits never
+    exist. The gradients of x and of the head's weight are made in the forward and scaled by
+    the loss's gradient in the backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, targets, chunk_rows: int):
+        counted = targets != -1
+        count = counted.sum().clamp_min(1).to(x.dtype)
+        loss = x.new_zeros(())
+        grad_x, grad_weight = torch.empty_like(x), torch.zeros_like(weight)
+        for start in range(0, x.shape[0], chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            logits = x[rows] @ weight.t()
+            target = targets[rows].clamp_min(0).unsqueeze(1)
+            weights = counted[rows].to(x.dtype).unsqueeze(1)
+            lse = torch.logsumexp(logits, dim=1, keepdim=True)
+            loss = loss + ((lse - logits.gather(1, target)) * weights).sum()
+            grad_logits = torch.exp(logits - lse).scatter_add(
+                1, target, -torch.ones_like(lse)) * (weights / count)
+            grad_x[rows] = grad_logits @ weight
+            grad_weight += grad_logits.t() @ x[rows]
+        ctx.save_for_backward(grad_x, grad_weight)
+        return loss / count
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_x, grad_weight = ctx.saved_tensors
+        return grad_x * grad_loss, grad_weight * grad_loss, None, None
 
 
 class Attention(nn.Module):
@@ -172,11 +247,20 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(cfg.head_dim)
         self.layer, self.value_mix = layer, None
         if cfg.value_path == "move":
-            self.value_mix = MoveMix(cfg)
+            self.value_mix = MoveMix(cfg, layer)
         elif layer in cfg.lave_layers:
             self.value_mix = LaveMix(cfg)
         elif cfg.value_path == "standard" and cfg.gate_standard:
             self.value_mix = StandardGate(cfg)
+
+    def init_weights(self, cfg: ModelConfig):
+        for matrix in (self.q, self.k, self.v):
+            matrix_init_(matrix)
+        nn.init.zeros_(self.o.weight)  # residual outputs start at zero (nanochat)
+        nn.init.ones_(self.q_norm.weight)
+        nn.init.ones_(self.k_norm.weight)
+        if self.value_mix is not None:
+            self.value_mix.init_weights(cfg)
 
     def forward(self, h, cos, sin, tokens, bank_values, cache=None):
         B, T, _ = h.shape
@@ -200,6 +284,10 @@ class MLP(nn.Module):
         self.fc = nn.Linear(cfg.width, 4 * cfg.width, bias=False)
         self.proj = nn.Linear(4 * cfg.width, cfg.width, bias=False)
 
+    def init_weights(self, cfg: ModelConfig):
+        matrix_init_(self.fc)
+        nn.init.zeros_(self.proj.weight)  # a residual output
+
     def forward(self, x):
         return self.proj(F.relu(self.fc(x)).square())
 
@@ -211,6 +299,12 @@ class Block(nn.Module):
         self.attn = Attention(cfg, layer)
         self.mlp_norm = nn.RMSNorm(cfg.width)
         self.mlp = MLP(cfg)
+
+    def init_weights(self, cfg: ModelConfig):
+        nn.init.ones_(self.attn_norm.weight)
+        self.attn.init_weights(cfg)
+        nn.init.ones_(self.mlp_norm.weight)
+        self.mlp.init_weights(cfg)
 
     def forward(self, x, cos, sin, tokens, bank_values, cache=None):
         x = x + self.attn(self.attn_norm(x), cos, sin, tokens, bank_values, cache)
@@ -265,6 +359,9 @@ class GPT(nn.Module):
         self.bank = None
         # False: the bank's gradient through plain autograd (the reference the tests compare with)
         self.fast_bank_gradient = True
+        # True: the head and the training loss in row chunks (ChunkedHeadLoss; False: the
+        # reference, logits then F.cross_entropy)
+        self.chunked_head_loss = True
         if cfg.value_path == "move":
             # stored flat as (V, M * d_kv) so one embedding lookup gathers every slot of a token
             self.bank = nn.Embedding(cfg.vocab_size, cfg.slots * cfg.d_kv)
@@ -278,25 +375,17 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self):
+        """Every weight's initialisation, named per module (docs/design.md); the random draws
+        happen in module order, so a seed gives the same model as it always has."""
         cfg = self.cfg
         nn.init.normal_(self.embed.weight, std=cfg.embed_init_std)
         nn.init.normal_(self.head.weight, std=cfg.head_init_std)
-        for name, module in self.named_modules():
-            if isinstance(module, nn.RMSNorm):
-                nn.init.ones_(module.weight)
-            elif isinstance(module, nn.Embedding) and module is not self.embed:
-                slots = cfg.slots if module is self.bank and cfg.bank_init == "width_slots" else 1
-                value_embedding_init_(module.weight, cfg.width, slots)
-            elif isinstance(module, nn.Linear) and module is not self.head:
-                if name.endswith(".router") and cfg.router_init_std > 0:
-                    # symmetry breaking: gates start near, not at, 1 and differ between slots
-                    nn.init.normal_(module.weight, std=cfg.router_init_std)
-                elif name.endswith((".o", ".proj", ".router", ".gate")):
-                    # residual outputs start at zero (nanochat); gates start at exactly 2 sigmoid(0) = 1
-                    nn.init.zeros_(module.weight)
-                else:
-                    bound = math.sqrt(3.0 / module.in_features)
-                    nn.init.uniform_(module.weight, -bound, bound)
+        if self.bank is not None:
+            slots = cfg.slots if cfg.bank_init == "width_slots" else 1
+            value_embedding_init_(self.bank.weight, cfg.width, slots)
+        for block in self.blocks:
+            block.init_weights(cfg)
+        nn.init.ones_(self.final_norm.weight)
 
     def forward(self, tokens, targets=None, reduction: str = "mean", cache: KVCache | None = None):
         """tokens (B, T) -> logits (B, T, V), or the cross-entropy with `targets`
@@ -321,18 +410,20 @@ class GPT(nn.Module):
                 # autocast would cast these fp32 rows to bf16 in every layer's mix, and the fast
                 # path's hand-written backward would meet bf16 gradients with fp32 values: cast once
                 values = values.to(torch.get_autocast_dtype(values.device.type))
-            # under torch.compile the fast path's side channel (a list the backward appends to)
-            # breaks the graph at every layer; the compiler fuses plain autograd's sum itself
-            if (self.fast_bank_gradient and self.training and torch.is_grad_enabled()
-                    and not torch.compiler.is_compiling()):
-                pending: list = []
-                x = BankGradient.apply(x, values, pending)
-                bank_values = BankValues(values.detach(), pending)
+            if self.fast_bank_gradient and self.training and torch.is_grad_enabled():
+                x, *taps = BankGradient.apply(x, values, self.cfg.depth)
+                bank_values = BankValues(values.detach(), list(zip(taps[0::2], taps[1::2])))
             else:
-                bank_values = BankValues(values, None)
+                bank_values = BankValues(values)
         for block in self.blocks:
             x = block(x, cos, sin, tokens, bank_values, cache)
-        logits = self.head(self.final_norm(x))
+        x = self.final_norm(x)
+        if (targets is not None and self.chunked_head_loss and reduction == "mean"
+                and self.training and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):
+            return ChunkedHeadLoss.apply(x.reshape(B * T, -1), self.head.weight,
+                                         targets.reshape(-1), HEAD_CHUNK_ROWS)
+        logits = self.head(x)
         if targets is None:
             return logits
         return F.cross_entropy(logits.float().view(B * T, -1), targets.reshape(-1),

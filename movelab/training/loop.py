@@ -31,6 +31,7 @@ from movelab import diagnostics
 from movelab.accounting import analytic_costs, training_memory
 from movelab.config import ConfigError
 from movelab.data import prepare_text_data
+from movelab.data.cache import default_cache_dir
 from movelab.model import GPT
 from movelab.training import device as chosen_device
 from movelab.training import claim, distributed, record
@@ -39,6 +40,10 @@ from movelab.training.optim import build_optimizers, clip_gradients, lr_multipli
 from movelab.training.trackers import open_trackers
 
 CHECKPOINT_SECONDS = 120.0  # besides every validation pass
+# compile=None (the default) compiles a single-process CPU run whose training FLOPs reach this:
+# eager, ~300 s and more on this machine, where torch.compile's 1.3-1.5x (docs/research-log.md,
+# 2026-12-01) repays the ~10-60 s its first step spends compiling (counted in wall_seconds)
+AUTO_COMPILE_TRAIN_FLOPS = 1e13
 MODEL = "model.pt"  # final weights
 METRICS = {"text": "val_bpb", "image": "bits_per_token"}  # each task's validation metric
 SHORT_NAMES = {"val_bpb": "bpb", "bits_per_token": "bits"}
@@ -145,14 +150,14 @@ def _gib(n: int) -> str:
 
 def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = False,
           progress: bool | None = None, cache_dir: Path | None = None, device: str = "auto",
-          compile: bool = False, memory_check: bool = True,
+          compile: bool | None = None, memory_check: bool = True,
           trackers: tuple[str, ...] = ()) -> dict:
     """Train `run` and write its record into `out_dir`; returns the result dict. Launched by
     torchrun, every rank calls this with the same arguments: the ranks split each global batch
     (see movelab.training.distributed), all of them resume from the same checkpoint, and rank 0
     alone reports and writes the record. `device`: auto (a GPU when torch sees one), cpu or
     cuda; on CUDA the forward runs in bf16 (movelab.training.device). `compile`: train through
-    torch.compile (validation and sampling stay eager). `memory_check`: refuse a run that
+    torch.compile (validation and sampling stay eager); None: where it pays (auto_compile). `memory_check`: refuse a run that
     cannot fit in free memory (check_memory). `trackers`: also log the curve rows to these
     (movelab.training.trackers).
 
@@ -160,15 +165,26 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
     changes before every check has passed (config, memory, data, checkpoint). SIGINT and
     SIGTERM stop the run at a consistent state, which is checkpointed: --resume continues it
     and ends exactly as an uninterrupted run (docs/guarantees.md)."""
-    check_memory_update(run, compile)
+    check_memory_update(run, compile is True)
     signals = _Signals()
     with distributed.process_group(), signals.installed():
         chosen_device.choose(device)
+        if compile is None:
+            compile = auto_compile(run, distributed.device())
         if memory_check:
             check_memory(run, distributed.device())
         with _claimed(Path(out_dir)) as out:
             return _train(run, out, resume, force, progress, cache_dir, compile, signals,
                           trackers)
+
+
+def auto_compile(run: RunConfig, device: torch.device) -> bool:
+    """The default: compiled on the CPU, in one process, with the dense memory update, for a run
+    of at least AUTO_COMPILE_TRAIN_FLOPS; eager otherwise (short runs, tests, CUDA, lazy)."""
+    train_flops = (analytic_costs(run.model).flops_per_token_train * run.train.batch_size
+                   * run.model.seq_len * run.train.total_steps(run.model))
+    return (device.type == "cpu" and distributed.launched_world_size() == 1
+            and run.train.memory_update == "dense" and train_flops >= AUTO_COMPILE_TRAIN_FLOPS)
 
 
 def check_memory_update(run: RunConfig, compile: bool) -> None:
@@ -357,7 +373,9 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
         record.write_json_atomically(out_dir / "run.json", {"config": run.to_dict(),
                                                            "config_hash": run.hash()})
     stepper = distributed.wrap(model)  # the model itself in a single process
-    if compile:
+    if compile:  # inductor's compiled graphs are cached beside the data, across runs
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                              str((cache_dir or default_cache_dir()) / "inductor"))
         stepper = torch.compile(stepper)
     bar = tqdm(total=total_steps, initial=state["step"], unit="step",
                disable=quiet or not bar_on_tty, dynamic_ncols=True, desc=cfg.label)
