@@ -36,11 +36,12 @@ def timed(function, *args, **kwargs):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference-dir", type=Path, default=None,
-                        help="folder holding chinchilla_fig4_points.csv (default: the project's)")
+                        help="folder holding chinchilla_fig4_points.csv (default: reference/ "
+                             "beside the nearest results/)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    from movelab.scaling.analysis import REFERENCE_DIR
-    points = chinchilla_points(args.reference_dir or REFERENCE_DIR)
+    from movelab.scaling.load import find_reference_dir
+    points = chinchilla_points(args.reference_dir or find_reference_dir())
 
     screened, t_screened = timed(fit.fit_chinchilla, *points)
     with mock.patch.object(fit, "SCREEN_KEEP", 10**9):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from movelab.config import LADDERS, ModelConfig, build_config
+from movelab.variant import Variant
 
 PARAM_GROUPS = ("token_embedding", "output_head", "transformer_matrices", "gates_routers",
                 "lave_tables", "move_bank", "norms_scalars")
@@ -149,8 +150,8 @@ def training_memory(cfg: ModelConfig, batch_size: int, *, optimizer: str = "adam
 
 
 # the value paths and densities the ladder tables list at every rung
-LADDER_VARIANTS = [("standard", None), ("lave", 1), ("lave", 2),
-                   ("move", 1), ("move", 2), ("move", 4), ("move", 8), ("move", 16), ("move", 32)]
+LADDER_VARIANTS = tuple(map(Variant.parse, ("standard", "lave x1", "lave x2", "move x1", "move x2",
+                                             "move x4", "move x8", "move x16", "move x32")))
 
 
 def costs_record(cfg: ModelConfig) -> dict:
@@ -164,9 +165,8 @@ def ladder_records(ladders: list[str]) -> list[dict]:
     records = []
     for ladder in ladders:
         for depth in LADDERS[ladder].depths:
-            for path, density in LADDER_VARIANTS:
-                cfg = build_config(LADDERS[ladder].preset_name(depth), value_path=path,
-                                   density=density)
+            for variant in LADDER_VARIANTS:
+                cfg = build_config(LADDERS[ladder].preset_name(depth), **variant.model_args)
                 records.append(costs_record(cfg) | {"preset": LADDERS[ladder].preset_name(depth)})
     return records
 
@@ -210,7 +210,7 @@ def format_ladder(records: list[dict]) -> str:
             if len(lines) > 2:
                 lines.append("")
         memory = r["params"]["lave_tables"] + r["params"]["move_bank"]
-        path = cfg["value_path"] + (f" x{cfg['density']:g}" if cfg["density"] else "")
+        path = Variant.of_model(cfg).text
         lines.append(f"{r['preset']:<10}{path:<14}{cfg['slots'] or '':>4}"
                      f"{_si(r['params_total']):>9}{_si(memory):>9}{_si(r['params_active']):>9}"
                      f"{_si(r['flops_per_token_train']):>15}"

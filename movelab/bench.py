@@ -47,11 +47,11 @@ import torch.nn.functional as F
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.model import GPT
-from movelab.sweep import parse_variant
 from movelab.training.config import MEMORY_UPDATES, TrainConfig
 from movelab.training.device import autocast, precision
 from movelab.training.device import choose as choose_device
 from movelab.training.optim import build_optimizers, clip_gradients
+from movelab.variant import Variant
 
 DEFAULT_PRESETS = ("cpu-d4", "cpu-d8")
 DEFAULT_VARIANTS = ("standard", "lave x1", "lave x2", "move x1", "move x2", "move x4", "move x8")
@@ -280,8 +280,8 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     chosen = choose_device(device)  # on CUDA: TF32 on, and the steps run under bf16 autocast
-    parsed = dict((v, {}) if v == REFERENCE else parse_variant(v)  # label -> model fields
-                  for v in ["standard", *variants])
+    parsed = {v: {} if v == REFERENCE else Variant.parse(v).model_args  # name -> model fields
+              for v in ["standard", *variants]}
     plan = [(preset, label, build_config(preset, seq_len=seq_len, **fields))
             for preset in dict.fromkeys(presets) for label, fields in parsed.items()]
     modes = ("eager", "compiled") if compile else ("eager",)

@@ -453,14 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
                "  movelab figures --results-dir scratch --sweep demo --out /tmp/figures",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     figures.add_argument("--out", type=Path,
-                         help="folder for the PNG and SVG files (default: results/figures)")
+                         help="folder for the PNG and SVG files (default: <results-dir>/figures)")
     figures.add_argument("--results-dir", type=Path,
-                         help="folder holding <sweep>/runs.csv (default: the repository's results)")
+                         help="folder holding <sweep>/runs.csv (default: ./results, or the "
+                              "nearest results/ above the current directory)")
     figures.add_argument("--sweep", help="the text sweep (default cpu-text)")
     figures.add_argument("--image-sweep",
                          help="the image sweep, drawn when it has rows (default cpu-image)")
     figures.add_argument("--reference-dir", type=Path,
-                         help="folder with chinchilla_fig4_points.csv (skipped if absent)")
+                         help="folder with chinchilla_fig4_points.csv (default: reference/ beside "
+                              "--results-dir; skipped if absent)")
     figures.add_argument("--bootstrap", type=whole_number(1),
                          help="bootstrap refits per fit (default 200)")
     figures.set_defaults(func=cmd_figures)

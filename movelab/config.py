@@ -239,17 +239,11 @@ class ModelConfig(DictConfig):
 
     @property
     def label(self) -> str:
-        """Short human name, e.g. 'd4 move x2 (M=4)'."""
-        name = f"d{self.depth} {self.value_path}"
-        if self.value_path == "lave":
-            name += f" x{self.density:g}"
-        elif self.value_path == "move":
-            name += f" x{self.density:g} (M={self.slots})"
-        if self.value_path in ("standard", "lave") and self.gate_standard:
-            name += " +g0"
-        if self.value_path == "move" and not self.gate_standard:
-            name += " g0=1"
-        return name
+        """Short human name, e.g. 'd4 move x2 (M=4)': the depth and the variant, with M."""
+        from movelab.variant import Variant  # same layer; variant reads this module's names
+
+        slots = self.slots if self.value_path == "move" else None
+        return f"d{self.depth} {Variant.of_model(self).spelled(slots=slots)}"
 
     def hash(self) -> str:
         return config_hash(self.to_dict())

@@ -37,6 +37,7 @@ from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.memory import checkpoint_bytes, machine_memory_bytes, memory_estimate
 from movelab.training.config import RunConfig
+from movelab.variant import Variant
 
 EPOCH_WARNING = 1.0          # epochs above this repeat the corpus
 TIMED_STEPS, TIMED_WARMUP = 3, 1
@@ -96,10 +97,8 @@ class DeviceProfile:
 
 
 def profile_config(row: dict) -> ModelConfig:
-    from movelab.sweep import parse_variant
-
-    _, fields = parse_variant(row["variant"])
-    return build_config(row["preset"], seq_len=row["seq_len"], **fields)
+    return build_config(row["preset"], seq_len=row["seq_len"],
+                        **Variant.parse(row["variant"]).model_args)
 
 
 def _variant_key(cfg: ModelConfig) -> tuple:

@@ -16,6 +16,8 @@ sweep.toml:
     [[group]]                # any number of groups; a run listed twice is trained once
     train = {memory_lr_scaling = "inv_sqrt"}   # optional: TrainConfig fields of this group only
     name = "grid"
+    role = "main"            # optional: what the analysis uses its runs for (movelab.schema.ROLES;
+                             #   by default from the name: grid main, seeds seed, controls control)
     depths = [2, 4]
     seeds = [0]
     model = {vocab_size = 1024}  # optional: model fields of the whole group (a vocabulary axis)
@@ -27,11 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import inspect
 import io
-import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -44,45 +43,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from movelab import diagnostics
+from movelab import diagnostics, schema
 from movelab.accounting import PARAM_GROUPS, analytic_costs
-from movelab.config import (RECIPE_FIELDS, ConfigError, ModelConfig, build_config, check_number,
+from movelab.config import (VALUE_PATHS, ConfigError, ModelConfig, build_config, check_number,
                             unknown_keys)
 from movelab.training import claim
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
 from movelab.training.record import result_summary
+from movelab.variant import MODEL_KEYS, Variant
 
-RUNS_CSV_COLUMNS = (
-    "run_id", "task", "groups", "variant", "label", "value_path", "depth", "width", "n_heads",
-    "vocab_size", "seq_len", "slots", "density", "gate_standard", "seed",
-    "params_total", "params_active", *(f"params_{g}" for g in PARAM_GROUPS),
-    "params_memory", "flops_per_token_train", "flops_per_token_forward",
-    "flops_per_token_train_matmul", "flops_per_token_train_attention",
-    "flops_per_token_value_mix_forward", "bytes_gathered_per_token",
-    "tokens_seen", "train_flops", "train_flops_matmul", "epochs", "steps",
-    "val_bpb", "val_bpb_best", "val_loss", "train_loss",
-    "wall_seconds", "tokens_per_second", "threads", "device", "precision", "git_commit",
-    "git_dirty", "torch_version", "corpus", "corpus_hash", "started_at", "ended_at",
-    # memory runs only (movelab.diagnostics; empty otherwise), and the recipe fields a run sets
-    "slot_effective_count", "g0_mean", "gate_std_across_slots", "gate_std_across_tokens",
-    "recipe",
-    # image runs only (empty for text): results/README.md
-    "bits_per_token", "fid", "class_accuracy", "fid_samples", "cfg_scale")
+RUNS_CSV_COLUMNS = schema.RUNS_COLUMNS  # results/README.md's table, column by column
 # fields recorded only when a run changes them (movelab.config.recipe_field)
 RECIPE_KEYS = frozenset(f.name for cls in (ModelConfig, TrainConfig)
                         for f in dataclasses.fields(cls) if f.metadata.get("omit_default"))
 EXECUTORS = ("subprocess", "local", "slurm")
 POLL_SECONDS, REPORT_SECONDS = 1.0, 300.0
 SQUEUE_SECONDS = 10.0  # how often a sweep asks squeue about its SLURM jobs
-VARIANT = re.compile(r"^(standard|lave|move)(?: x(?P<density>[\d.]+))?(?: M=(?P<slots>\d+))?"
-                     r"(?P<g0plus> \+g0)?(?P<g0one> g0=1)?$")
 
 
 @dataclass
 class PlannedRun:
     run: RunConfig
-    variant: str
+    variant: str  # Variant.text
     groups: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)  # of its groups (movelab.schema.ROLES)
+
+    @property
+    def role(self) -> str:
+        return schema.run_role(self.roles)
 
     @property
     def run_id(self) -> str:
@@ -120,43 +108,12 @@ class Sweep:
         return "missing"
 
 
-def parse_variant(variant) -> tuple[str, dict]:
-    """'move x4', 'move M=8', 'lave x1 +g0', 'move x4 g0=1', or a table of model fields."""
-    if isinstance(variant, dict):
-        fields = dict(variant)
-        unknown = set(fields) - {"label", "n_heads", *MODEL_KEYS}
-        if unknown:
-            raise unknown_keys("a variant table", unknown, ("label", "n_heads", *MODEL_KEYS))
-        label = fields.pop("label", None) or json.dumps(fields, sort_keys=True)
-        return label, fields
-    if not isinstance(variant, str):
-        raise ConfigError(f"a variant is a string such as 'move x4' or a table of model "
-                          f"fields, not {variant!r}")
-    match = VARIANT.match(variant.strip())
-    if not match:
-        raise ConfigError(f"cannot read variant {variant!r}; write e.g. 'standard', 'lave x2', "
-                          "'move x4', 'move M=8', 'lave x1 +g0', 'move x4 g0=1'")
-    fields = {"value_path": match.group(1)}
-    if match["density"]:
-        fields["density"] = float(match["density"])
-        fields["density"] = int(fields["density"]) if fields["density"].is_integer() \
-            else fields["density"]
-    if match["slots"]:
-        fields["slots"] = int(match["slots"])
-    if match["g0plus"] or match["g0one"]:
-        fields["gate_standard"] = bool(match["g0plus"])
-    return variant.strip(), fields
-
-
 TOP_KEYS = ("description", "train", "image", "budget", "group")
 BUDGET_KEYS = ("tokens", "tokens_per_param")
-GROUP_KEYS = ("name", "depths", "seeds", "variants", "model", "train")
+GROUP_KEYS = ("name", "role", "depths", "seeds", "variants", "model", "train")
 # set by the sweep itself: the horizon by [budget], the seed by each group's seeds
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("tokens", "tokens_per_param", "flops", "seed"))
-# what a group's `model` table and a variant table may set (build_config's arguments)
-MODEL_KEYS = (*(k for k in inspect.signature(build_config).parameters
-                if k not in ("depth", "recipe")), *sorted(RECIPE_FIELDS))
 
 
 def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
@@ -208,6 +165,9 @@ def load_sweep(name: str, results_dir: Path = Path("results")) -> Sweep:
         if not isinstance(group.get("name"), str) or not group["name"]:
             raise ConfigError(f"{where} needs a name = \"...\"")
         where = f"{spec_path} group {group['name']!r}"
+        if group.get("role", schema.ROLES[0]) not in schema.ROLES:
+            raise ConfigError(f"{where}: unknown role {group['role']!r}; choose one of "
+                              f"{', '.join(schema.ROLES)}")
         for key, required in (("depths", True), ("seeds", False), ("variants", True)):
             if key not in group and not required:
                 continue
@@ -245,20 +205,16 @@ def _plan_depth(planned: dict, group: dict, depth: int, base: dict, train_defaul
     wanted = budget.get("tokens") or (budget["tokens_per_param"]
                                       * analytic_costs(standard).params_active)
     tokens = round(wanted / batch_tokens) * batch_tokens
-    for variant in group["variants"]:
-        label, fields = parse_variant(variant)
-        model = build_config(**{"depth": depth, **base, **_model_args(fields)})
+    for spec in group["variants"]:
+        variant = Variant.parse(spec)
+        model = build_config(**{"depth": depth, **base, **variant.model_args})
         for seed in group.get("seeds", [0]):
             run = RunConfig(model, TrainConfig(**{**train_defaults, "tokens": max(
                 tokens, batch_tokens), "seed": seed}), image)
-            entry = planned.setdefault(run.hash(), PlannedRun(run, label))
+            entry = planned.setdefault(run.hash(), PlannedRun(run, variant.text))
             if group["name"] not in entry.groups:
                 entry.groups.append(group["name"])
-
-
-def _model_args(fields: dict) -> dict:
-    renamed = {"n_heads": "heads"}
-    return {renamed.get(k, k): v for k, v in fields.items()}
+                entry.roles.append(schema.group_role(group["name"], group.get("role")))
 
 
 @dataclass(frozen=True)
@@ -596,7 +552,7 @@ def consolidate(sweep: Sweep) -> Path:
             except (KeyError, TypeError) as err:
                 raise ConfigError(f"{path} lacks {err} of a result record; restore it, or delete "
                                   "it and rerun the run") from None
-    rows.sort(key=lambda r: (r["depth"], ("standard", "lave", "move").index(r["value_path"]),
+    rows.sort(key=lambda r: (r["depth"], VALUE_PATHS.index(r["value_path"]),
                              float(r["density"] or 0), r["slots"], r["variant"], r["seed"]))
     out = sweep.directory / "runs.csv"
     buffer = io.StringIO()
@@ -611,7 +567,7 @@ def csv_row(result: dict, planned: PlannedRun) -> dict:
     model = result["config"]["model"]
     row = {k: result.get(k) for k in RUNS_CSV_COLUMNS if k in result}
     row.update(
-        groups=";".join(planned.groups), variant=planned.variant,
+        groups=";".join(planned.groups), role=planned.role, variant=planned.variant,
         n_heads=model["n_heads"], vocab_size=model["vocab_size"], seq_len=model["seq_len"],
         density=model["density"] if model["density"] is not None else "",
         **{f"params_{g}": result["params"][g] for g in PARAM_GROUPS},

@@ -17,7 +17,7 @@ from movelab.scaling.figures import (fig_ablations, fig_accounting, fig_exchange
                                      fig_memory_decoupling, fig_repetition, fig_text_scaling,
                                      write_all_figures)
 from movelab.scaling.load import load_curves, load_runs
-from movelab.sweep import parse_variant
+from movelab.variant import Variant
 
 FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
            "ablations", "repetition", "fit_validation")
@@ -26,8 +26,7 @@ GRID = ("standard", "lave x1", "move x1", "move x4")
 
 def synthetic_run(depth: int, variant: str, seed: int, groups: str, rng) -> dict:
     """One runs.csv row with the model's real accounting and a BPB from a made-up law."""
-    _, fields = parse_variant(variant)
-    cfg = build_config(depth=depth, **fields)
+    cfg = build_config(depth=depth, **Variant.parse(variant).model_args)
     costs = analytic_costs(cfg)
     tokens = analytic_costs(build_config(depth=depth)).params_active
     slots = cfg.slots or 0

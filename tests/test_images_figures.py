@@ -9,20 +9,23 @@ from movelab.accounting import analytic_costs
 from movelab.config import build_config
 from movelab.scaling.figures import fig_image_scaling
 from movelab.scaling.load import load_runs
-from movelab.sweep import RUNS_CSV_COLUMNS, parse_variant
+from movelab.schema import role_from_groups
+from movelab.sweep import RUNS_CSV_COLUMNS
+from movelab.variant import Variant
 
 GRID = ("standard", "lave x1", "move x1", "move x4", "move x16")
 
 
 def image_row(depth, variant, seed, groups, rng):
-    _, fields = parse_variant(variant)
-    cfg = build_config(depth=depth, vocab_size=523, seq_len=49, **fields)
+    cfg = build_config(depth=depth, vocab_size=523, seq_len=49,
+                       **Variant.parse(variant).model_args)
     costs = analytic_costs(cfg)
     tokens = analytic_costs(build_config(depth=depth, vocab_size=523, seq_len=49)).params_active
     slots = cfg.slots or 0
     row = dict.fromkeys(RUNS_CSV_COLUMNS, 0)
     row.update({
         "run_id": f"i{depth}{seed}{slots}{len(variant)}", "task": "image", "groups": groups,
+        "role": role_from_groups(groups),
         "variant": variant, "label": cfg.label, "value_path": cfg.value_path, "depth": depth,
         "width": cfg.width, "slots": slots, "density": cfg.density,
         "gate_standard": bool(cfg.gate_standard), "seed": seed, "vocab_size": 523, "seq_len": 49,

@@ -11,8 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "movelab"
 
 # lowest first; docs/architecture.md says what each layer is for
 LAYERS = {
-    "foundation": ["movelab", "movelab.hashing", "movelab.config", "movelab.accounting",
-                   "movelab.memory", "movelab.data.cache", "movelab.data.errors", "movelab.images.layout"],
+    "foundation": ["movelab", "movelab.hashing", "movelab.config", "movelab.variant",
+                   "movelab.schema", "movelab.accounting", "movelab.memory",
+                   "movelab.data.cache", "movelab.data.errors", "movelab.images.layout"],
     "model and data": ["movelab.model", "movelab.counters", "movelab.data", "movelab.data.corpus",
                        "movelab.data.tokenizer", "movelab.data.shards", "movelab.data.prose",
                        "movelab.data.recall", "movelab.images",

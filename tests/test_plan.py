@@ -19,7 +19,8 @@ from movelab.accounting import training_memory
 from movelab.memory import checkpoint_bytes, memory_estimate
 from movelab.model import GPT
 from movelab.plan import H200, _makespan, format_plan, load_profile, plan_runs, plan_sweep
-from movelab.sweep import load_sweep, parse_variant
+from movelab.sweep import load_sweep
+from movelab.variant import Variant
 from movelab.training import record
 from movelab.training.config import RunConfig, TrainConfig
 from movelab.training.optim import build_optimizers
@@ -130,8 +131,7 @@ def test_sweep_wall_clock_replays_cheapest_first_jobs_at_a_time():
 
 
 def run_of(preset, variant, batch_size):
-    _, fields = parse_variant(variant)
-    return RunConfig(build_config(preset, **fields),
+    return RunConfig(build_config(preset, **Variant.parse(variant).model_args),
                      TrainConfig(corpus="wiki", tokens=1, batch_size=batch_size))
 
 
@@ -199,8 +199,8 @@ def test_a_profile_file_reads_back_and_a_bad_one_says_what_it_needs(tmp_path):
 @pytest.mark.parametrize("variant", ["standard", "lave x1", "lave x2 +g0", "move x4",
                                      "move x1 g0=1"])
 def test_memory_estimate_brackets_the_peak_bench_measures(variant):
-    _, fields = parse_variant(variant)
-    cfg = build_config(depth=2, width=64, heads=2, vocab_size=512, seq_len=64, **fields)
+    cfg = build_config(depth=2, width=64, heads=2, vocab_size=512, seq_len=64,
+                       **Variant.parse(variant).model_args)
     measured = bench.bench_variant(cfg, batch_size=4, steps=1, warmup=1).peak_memory_bytes
     estimate = training_memory(cfg, 4).total
     assert measured <= 1.3 * estimate and estimate <= 1.3 * measured

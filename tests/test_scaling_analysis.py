@@ -3,6 +3,7 @@ doubling of slots, seed noise, the dense exchange rate, joint-law selection, rep
 loading."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,9 @@ from movelab.scaling.analysis import (accounting_table, blocked_slope, chinchill
                                       synthetic_recovery)
 from movelab.scaling.analysis import band_is_drawn
 from movelab.scaling.fit import fit_power_law
-from movelab.scaling.load import (label_order, load_curves, load_runs, path_label,
+from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
                                   with_derived_columns)
+from movelab.variant import display_name, variant_order
 
 DEPTHS = (2, 4, 6, 8, 10)
 N_ACTIVE = dict(zip(DEPTHS, (1e5, 3e5, 1e6, 3e6, 1e7)))
@@ -71,10 +73,29 @@ def test_load_runs_types_columns_and_derives_labels_and_groups(results_dir):
     assert np.isnan(df["density"][0]) and df["density"][1] == 4.0
     assert df["depth"].dtype == np.int64 and df["train_flops"].dtype == np.int64
     assert list(df["path_label"]) == ["standard", "MoVE x4", "MoVE x4 g0=1"]
-    assert list(df["in_grid"]) == [True, True, False]
-    assert list(df["in_seeds"]) == [False, True, False]
-    assert list(df["is_control"]) == [False, False, True]
+    assert list(df["role"]) == ["main", "main", "control"]  # derived from groups: no column
     assert list(df["memory_params"]) == [0, 524288, 524288]
+
+
+def test_results_and_reference_are_found_from_the_current_directory_not_the_package(
+        tmp_path, tmp_path_factory, monkeypatch):
+    """A notebook runs in notebooks/: the nearest results/ above it is read, and reference/
+    beside it; where no folder above has results/, ./results (and the error names it)."""
+    (tmp_path / "results" / "mini").mkdir(parents=True)
+    (tmp_path / "results" / "mini" / "runs.csv").write_text(CSV)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert find_results_dir() == Path("../results")
+    assert find_reference_dir() == Path("../reference")
+    assert find_reference_dir("/data/results") == Path("/data/reference")
+    assert len(load_runs("mini")) == 3
+    monkeypatch.chdir(tmp_path.parent)
+    assert find_results_dir(tmp_path / "notebooks") == tmp_path / "notebooks" / ".." / "results"
+    bare = tmp_path_factory.mktemp("bare")  # no results/ in it or above it
+    assert find_results_dir(bare) == bare / "results"
+    monkeypatch.chdir(bare)
+    with pytest.raises(FileNotFoundError, match="no runs table at results/mini/runs.csv"):
+        load_runs("mini")
 
 
 def test_load_runs_names_the_fix_when_the_table_is_missing_or_short(tmp_path, results_dir):
@@ -90,13 +111,13 @@ def test_load_runs_names_the_fix_when_the_table_is_missing_or_short(tmp_path, re
     ("move x4 g0=1", "MoVE x4 g0=1"), ("move M=3", "MoVE M=3"),
     ("standard w256 (params of move x4)", "standard w256 (params of move x4)")])
 def test_path_label(variant, label):
-    assert path_label(variant) == label
+    assert display_name(variant) == label
 
 
 def test_label_order_reads_standard_lave_move_then_ablations():
     labels = ["MoVE x16", "LaVE x1 +g0", "MoVE x2", "standard w256", "LaVE x2", "standard",
               "MoVE x4 g0=1", "LaVE x1", "MoVE x2"]
-    assert label_order(labels) == ["standard", "LaVE x1", "LaVE x2", "MoVE x2", "MoVE x16",
+    assert variant_order(labels) == ["standard", "LaVE x1", "LaVE x2", "MoVE x2", "MoVE x16",
                                    "standard w256", "LaVE x1 +g0", "MoVE x4 g0=1"]
 
 

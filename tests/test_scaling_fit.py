@@ -1,14 +1,16 @@
 """Chinchilla Approach 3 and the compute power law: Epoch AI's reproduction, bootstrap intervals
 that do not collapse, and recovery of known parameters."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from movelab.scaling import fit_chinchilla, fit_power_law
-from movelab.scaling.analysis import REFERENCE_DIR
 
-POINTS = REFERENCE_DIR / "chinchilla_fig4_points.csv"  # the project's copy (reference/README.md)
+# the project's copy (reference/README.md)
+POINTS = Path(__file__).resolve().parents[1] / "reference" / "chinchilla_fig4_points.csv"
 # Epoch AI (Besiroglu et al. 2024): Huber fit and 95% bootstrap intervals (reference README).
 EPOCH_FIT = {"E": 1.8172, "A": 477.8, "B": 2143.0, "alpha": 0.3473, "beta": 0.3672}
 EPOCH_INTERVALS = {"E": (1.769, 1.871), "A": (285.0, 744.0), "B": (1042.0, 5810.0),
@@ -157,3 +159,24 @@ def test_rejects_mismatched_or_non_positive_inputs():
         fit_power_law([1e15, 1e16], [3.0])
     with pytest.raises(ValueError, match="positive"):
         fit_chinchilla([1e8, 1e9], [1e10, 1e11], [3.0, 0.0])
+
+
+def test_one_percentile_interval_for_every_bootstrap():
+    """Linear between order statistics (as np.percentile), NaNs left out, and an infinite
+    value at a bound kept infinite (a dense equivalent below a law's floor), not NaN."""
+    from movelab.scaling.fit import percentile_interval
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=200)
+    assert np.allclose(percentile_interval(values), np.percentile(values, [2.5, 97.5]))
+    assert np.allclose(percentile_interval(np.append(values, np.nan), 0.9),
+                       np.percentile(values, [5, 95]))
+    grid = rng.normal(size=(200, 3))
+    assert np.allclose(percentile_interval(grid, axis=0), np.percentile(grid, [2.5, 97.5], axis=0))
+    floored = np.append(values[:190], [np.inf] * 10)
+    low, high = percentile_interval(floored)
+    assert low == pytest.approx(np.percentile(np.append(values[:190], [1e300] * 10), 2.5))
+    assert high == np.inf  # where np.percentile gives NaN
+    assert np.isnan(percentile_interval([np.nan, np.nan])).all()
+    assert np.isnan(percentile_interval([])).all() and percentile_interval([]).shape == (2,)
+    assert percentile_interval(np.empty((0, 3)), axis=0).shape == (2, 3)

@@ -6,7 +6,7 @@ import pytest
 
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, build_config
-from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, parse_variant, run_sweep
+from movelab.sweep import RUNS_CSV_COLUMNS, load_sweep, run_sweep
 
 TINY_MODEL = 'model = {width = 32, heads = 1, vocab_size = 320, seq_len = 32}'
 
@@ -24,16 +24,6 @@ evals = {evals}
 {body}
 """)
     return load_sweep("tiny", root)
-
-
-def test_variants_read_as_configs():
-    assert parse_variant("move x4")[1] == {"value_path": "move", "density": 4}
-    assert parse_variant("move M=3 g0=1")[1] == {"value_path": "move", "slots": 3,
-                                                 "gate_standard": False}
-    assert parse_variant("lave x1 +g0")[1] == {"value_path": "lave", "density": 1,
-                                               "gate_standard": True}
-    with pytest.raises(ConfigError, match="cannot read variant"):
-        parse_variant("move times four")
 
 
 def test_expansion_shares_a_token_budget_per_depth_and_dedupes(tmp_path):
@@ -59,6 +49,33 @@ variants = ["standard"]
         assert abs(runs[0].run.train.tokens - expected) <= 4 * 32 / 2
     shared = [p for p in sweep.runs if p.groups == ["grid", "seeds"]]
     assert len(shared) == 1 and shared[0].run.train.seed == 0
+    assert shared[0].role == "main"  # the first role of its groups'
+    assert {p.role for p in sweep.runs if p.groups == ["seeds"]} == {"seed"}
+
+
+def test_a_group_declares_its_role_and_its_variants_spell_their_fields(tmp_path):
+    sweep = write_sweep(tmp_path, "wiki", f"""
+[[group]]
+name = "depth ladder"
+role = "main"
+depths = [2]
+variants = ["standard", "move x4 g0=1", {{label = "dense, width 64", width = 64, heads = 2}}]
+{TINY_MODEL}
+[[group]]
+name = "ablation"
+depths = [2]
+variants = ["lave x1 +g0"]
+{TINY_MODEL}
+""")
+    assert [(p.variant, p.role) for p in sweep.runs] == [
+        ("standard", "main"), ("move x4 g0=1", "main"), ("dense, width 64", "main"),
+        ("lave x1 +g0", "other")]
+    assert sweep.runs[1].run.model.gate_standard is False
+    assert sweep.runs[2].run.model.width == 64
+    with pytest.raises(ConfigError, match="unknown role 'grid'; choose one of main, seed"):
+        write_sweep(tmp_path / "again", "wiki", f"[[group]]\nname = 'g'\nrole = 'grid'\n"
+                                                 f"depths = [2]\nvariants = ['standard']\n"
+                                                 f"{TINY_MODEL}")
 
 
 @pytest.mark.parametrize("budget", ["", "tokens = 1000\ntokens_per_param = 1.0"])
@@ -96,6 +113,7 @@ variants = ["standard", "move x2"]
         rows = list(csv.DictReader(file))
     assert len(rows) == 2 and tuple(rows[0]) == RUNS_CSV_COLUMNS
     assert {r["value_path"] for r in rows} == {"standard", "move"}
+    assert {(r["variant"], r["role"]) for r in rows} == {("standard", "main"), ("move x2", "main")}
     assert all(float(r["val_bpb"]) > 0 and r["git_commit"] for r in rows)
     assert {(r["device"], r["precision"]) for r in rows} == {("cpu", "fp32")}
     messages.clear()

@@ -7,10 +7,12 @@ Every function takes the DataFrame of `movelab.scaling.load.load_runs` (or any r
 returns tables or small dataclasses; nothing prints or plots. What cannot be computed from the
 rows present is skipped with a note (a `note` column, or `notes` on a dataclass), never guessed.
 
-Conventions: the metric is `val_bpb`; compute is `train_flops` (6 x active params + 12 L d_kv T
+Conventions: the metric is `val_bpb` unless a function is given another (`metric=`: a column of
+the rows, e.g. bits_per_token or fid for images); compute is `train_flops` (6 x active params + 12 L d_kv T
 per token, docs/design.md); active parameters are `params_active` (matmul weights); MoVE memory is the
-slot count M. "Main" rows are the runs of the sweep groups "grid" (one seed per cell) and, with
-all_seeds=True, "seeds"; the "controls" group is used only where named.
+slot count M. "Main" rows are the runs of role "main" (the `role` column, movelab.schema: the
+main grid, one seed per cell) and, with all_seeds=True, "seed" (its repeats); "control" runs are
+used only where named.
 """
 
 from __future__ import annotations
@@ -24,38 +26,26 @@ import pandas as pd
 from scipy import optimize, stats
 
 from movelab.scaling.fit import (EPOCH_START_GRID, ChinchillaFit, PowerLawFit, fit_chinchilla,
-                                 fit_power_law)
+                                 fit_power_law, percentile_interval)
 from movelab.scaling.joint import FORMS, HeldoutError, compare_forms
-from movelab.scaling.load import REPO_ROOT, label_order, path_label
+from movelab.scaling.load import find_reference_dir
+from movelab.variant import Variant, variant_order
 
 LEVEL = 0.95
 METRIC_NAMES = {"val_bpb": "BPB", "bits_per_token": "bits per token", "fid": "FID",
                 "class_accuracy": "class accuracy"}
 MIN_LAW_DEPTHS = 4  # a 3-parameter law needs more distinct points than parameters
-REFERENCE_DIR = REPO_ROOT / "reference"  # Chinchilla Fig. 4 points and published fits
 # Synthetic laws at the CPU sweep's scale: BPB near 2.8 at 1e11 FLOPs (cpu-d2), 5 depths.
 SYNTHETIC_LAWS = {"with a floor": (1.0, 24.0, 0.10), "pure power law": (0.0, 12.0, 0.06)}
 
 
 def main_rows(df: pd.DataFrame, *, all_seeds: bool = False) -> pd.DataFrame:
-    """Runs of the "grid" group, plus the "seeds" group's repeats when all_seeds."""
-    return df[df["in_grid"] | (df["in_seeds"] & all_seeds)]
+    """The runs of role "main" (one seed per cell), and with all_seeds the repeats ("seed")."""
+    return df[df["role"].isin(("main", "seed") if all_seeds else ("main",))]
 
 
 def _t_quantile(level: float, dof: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, dof))
-
-
-def _quantiles(values, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap values; no interpolation, so an infinite value (no
-    dense model reaches that loss) stays infinite instead of turning into NaN."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return np.nan, np.nan
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail], method="inverted_cdf")
-    return float(low), float(high)
 
 
 def interval(fit, name: str, level: float = LEVEL) -> tuple[float, float]:
@@ -69,8 +59,7 @@ def prediction_band(fit: PowerLawFit, x, level: float = LEVEL) -> tuple[np.ndarr
     if not fit.bootstrap_fits:
         return np.full(np.shape(x), np.nan), np.full(np.shape(x), np.nan)
     predictions = np.array([refit.predict(x) for refit in fit.bootstrap_fits])
-    tail = 50 * (1 - level)
-    return tuple(np.percentile(predictions, [tail, 100 - tail], axis=0))
+    return tuple(percentile_interval(predictions, level, axis=0))
 
 
 # --- accounting -----------------------------------------------------------------------------
@@ -83,9 +72,9 @@ def accounting_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for record in records:
         config = record["config"]
-        variant = config["value_path"] + (f" x{config['density']:g}" if config["density"] else "")
         rows.append({"preset": record["preset"], "depth": config["depth"],
-                     "path_label": path_label(variant), "slots": config["slots"] or 0,
+                     "path_label": Variant.of_model(config).display,
+                     "slots": config["slots"] or 0,
                      "params_total": record["params_total"],
                      "params_memory": record["params"]["lave_tables"]
                      + record["params"]["move_bank"],
@@ -103,7 +92,7 @@ def accounting_table(records: list[dict]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ComputeLaws:
-    """L(C) = E + A C^-alpha per path label, fitted to val_bpb against `compute`."""
+    """L(C) = E + A C^-alpha per path label, fitted to a metric (val_bpb) against `compute`."""
 
     compute: str  # the column used as C
     fits: dict[str, PowerLawFit]  # path label -> fit, for the labels with enough points
@@ -164,18 +153,19 @@ def _fit_law(x, loss, n_depths: int, *, bootstrap: int, seed: int):
 
 
 def fit_compute_laws(df: pd.DataFrame, *, compute: str = "train_flops", all_seeds: bool = False,
-                     bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> ComputeLaws:
-    """val_bpb = E + A C^-alpha for each value path of the main rows, C = `compute`, with
+                     bootstrap: int = 200, seed: int = 0, level: float = LEVEL,
+                     metric: str = "val_bpb") -> ComputeLaws:
+    """`metric` = E + A C^-alpha for each value path of the main rows, C = `compute`, with
     bootstrap percentile intervals (`bootstrap` refits, seeded) and `law_flags` in `flags`
     (a three-parameter law on four or five points often leaves E at its bound: say so)."""
     rows, fits, all_flags = [], {}, {}
     main = main_rows(df, all_seeds=all_seeds)
-    for label in label_order(main["path_label"]):
+    for label in variant_order(main["path_label"]):
         runs = main[main["path_label"] == label]
         n_depths = runs["depth"].nunique()
-        fit, note = _fit_law(runs[compute], runs["val_bpb"], n_depths, bootstrap=bootstrap,
+        fit, note = _fit_law(runs[compute], runs[metric], n_depths, bootstrap=bootstrap,
                              seed=seed)
-        flags = law_flags(fit, runs[compute], runs["val_bpb"], level) if fit else ()
+        flags = law_flags(fit, runs[compute], runs[metric], level) if fit else ()
         if fit:
             fits[label], all_flags[label] = fit, flags
         rows.append({"path_label": label, "n_runs": len(runs), "n_depths": n_depths,
@@ -271,8 +261,8 @@ def depths_within_epochs(df: pd.DataFrame, max_epochs: float = 3.0) -> list[int]
 
 
 def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_depths=None,
-                             level: float = LEVEL) -> pd.DataFrame:
-    """`gain_per_doubling` of val_bpb at every evaluation along training, from the MoVE main
+                             level: float = LEVEL, metric: str = "val_bpb") -> pd.DataFrame:
+    """`gain_per_doubling` of `metric` (a curve column) at every evaluation along training, from the MoVE main
     rows' curves (`movelab.scaling.load.load_curves`, all seeds): per depth (the k-th evaluation
     of every run at a depth sees the same tokens), and pooled over `pooled_depths` (all if None)
     at the same evaluation index, which is the same fraction of each depth's training. Columns:
@@ -292,32 +282,35 @@ def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_d
         for evaluation, at in subset.groupby("evaluation"):
             rows.append({"scope": scope, "depth": depth, "evaluation": evaluation,
                          "epoch": at["epoch"].mean(), "fraction": at["fraction"].mean(),
-                         **_gain_row(at, "val_bpb", level)})
+                         **_gain_row(at, metric, level)})
     return pd.DataFrame(rows, columns=["scope", "depth", "evaluation", "epoch", "fraction",
                                        *GAIN_COLUMNS[1:]])
 
 
 # --- repetition -----------------------------------------------------------------------------
 
-def repetition_table(df: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def repetition_table(df: pd.DataFrame, curves: pd.DataFrame, *,
+                     metric: str = "val_bpb") -> pd.DataFrame:
     """Does repeating the corpus turn the memory paths' val BPB up before the standard's? For
     each main-grid run, from its curve (`movelab.scaling.load.load_curves`): the final val_bpb,
     the best over the evaluations and the epoch it came at, `rise` = final - best (0 while the
     curve still falls), the final train_loss, and the final and best BPB minus those of the
-    standard run at the same depth (`gap_to_standard_*`; NaN without one)."""
+    standard run at the same depth (`gap_to_standard_*`; NaN without one). The metric is the
+    curve column `metric` (columns `metric` and `<metric>_best`)."""
+    best_column = f"{metric}_best"
     ordered = curves.sort_values(["run_id", "step"], ignore_index=True)
     by_run = ordered.groupby("run_id")
-    best = ordered.loc[by_run["val_bpb"].idxmin(), ["run_id", "val_bpb", "epoch"]].set_index(
-        "run_id").rename(columns={"val_bpb": "val_bpb_best", "epoch": "best_epoch"})
-    summary = by_run[["val_bpb", "train_loss"]].last().join(best)
+    best = ordered.loc[by_run[metric].idxmin(), ["run_id", metric, "epoch"]].set_index(
+        "run_id").rename(columns={metric: best_column, "epoch": "best_epoch"})
+    summary = by_run[[metric, "train_loss"]].last().join(best)
     table = main_rows(df)[["run_id", "depth", "path_label", "epochs"]].merge(
         summary, left_on="run_id", right_index=True, how="left")
-    table["rise"] = table["val_bpb"] - table["val_bpb_best"]
+    table["rise"] = table[metric] - table[best_column]
     standard = table[table["path_label"] == "standard"].set_index("depth")
-    for which, column in (("final", "val_bpb"), ("best", "val_bpb_best")):
+    for which, column in (("final", metric), ("best", best_column)):
         table[f"gap_to_standard_{which}"] = table[column] - table["depth"].map(standard[column])
     return _by_depth_and_label(table)[
-        ["depth", "path_label", "epochs", "val_bpb", "val_bpb_best", "best_epoch", "rise",
+        ["depth", "path_label", "epochs", metric, best_column, "best_epoch", "rise",
          "train_loss", "gap_to_standard_final", "gap_to_standard_best"]]
 
 
@@ -347,8 +340,8 @@ def seed_summary(runs: pd.DataFrame, *, level: float = LEVEL,
 
 
 def _by_depth_and_label(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` sorted by depth, then path label in reading order (label_order)."""
-    rank = {label: i for i, label in enumerate(label_order(table["path_label"]))}
+    """`table` sorted by depth, then path label in reading order (variant_order)."""
+    rank = {label: i for i, label in enumerate(variant_order(table["path_label"]))}
     return table.sort_values(["depth", "path_label"], ignore_index=True,
                              key=lambda c: c.map(rank) if c.name == "path_label" else c)
 
@@ -506,15 +499,15 @@ def _gain_columns(law: PowerLawFit | None, bpb: np.ndarray, draws: np.ndarray, o
                 f"{name}_gain_low": np.nan, f"{name}_gain_high": np.nan}
     refits = np.array([dense_equivalent(refit, draw)
                        for refit, draw in zip(law.bootstrap_fits, draws)]).reshape(-1, len(bpb))
-    bounds = np.array([_quantiles(refits[:, i], level) for i in range(len(bpb))]).reshape(-1, 2)
+    bounds = percentile_interval(refits, level, axis=0).T.reshape(-1, 2)
     dense = dense_equivalent(law, bpb)
     return {f"dense_{name}": dense, f"{name}_gain": dense / own - 1,
             f"{name}_gain_low": bounds[:, 0] / own - 1, f"{name}_gain_high": bounds[:, 1] / own - 1}
 
 
 def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
-                  level: float = LEVEL) -> ExchangeRate:
-    """Fit the standard models' val_bpb (seed mean per depth) as power laws in active parameters
+                  level: float = LEVEL, metric: str = "val_bpb") -> ExchangeRate:
+    """Fit the standard models' `metric` (seed mean per depth) as power laws in active parameters
     N and in training compute C (train_flops; with tokens tied to the standard model's N, C grows
     about as N^2), and invert them at each LaVE/MoVE main model's BPB (seed mean): the dense
     model worth that BPB has `dense_params` active parameters and trains on `dense_compute`.
@@ -532,7 +525,7 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
     main = main_rows(df, all_seeds=True)
     cells = main.groupby(["depth", "path_label"], sort=False).agg(
         value_path=("value_path", "first"), slots=("slots", "first"),
-        n_seeds=("val_bpb", "size"), val_bpb=("val_bpb", "mean"), std=("val_bpb", "std"),
+        n_seeds=(metric, "size"), **{metric: (metric, "mean")}, std=(metric, "std"),
         params_active=("params_active", "first"), train_flops=("train_flops", "first"))
     cells = _by_depth_and_label(cells.reset_index())
     standard = cells[cells["path_label"] == "standard"]
@@ -541,14 +534,14 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
     for x in ("params_active", "train_flops"):
         for lodo in (False, True):
             points = standard.iloc[:-1] if lodo else standard
-            laws[x, lodo], note = _fit_law(points[x], points["val_bpb"], len(points),
+            laws[x, lodo], note = _fit_law(points[x], points[metric], len(points),
                                            bootstrap=bootstrap, seed=seed)
             if note and not lodo:
                 notes.append(f"no dense law: standard runs at {note}")
     notes = sorted(set(notes))
-    pooled = pooled_seed_std(df)
+    pooled = pooled_seed_std(df, metric)
     memory = cells[cells["value_path"] != "standard"].merge(
-        standard[["depth", "val_bpb"]].rename(columns={"val_bpb": "standard_bpb"}),
+        standard[["depth", metric]].rename(columns={metric: "standard_bpb"}),
         on="depth", how="left").reset_index(drop=True)
     own_sd = memory["n_seeds"] >= 2
     memory["bpb_sd"] = np.where(own_sd, memory["std"], 0.0 if np.isnan(pooled) else pooled)
@@ -558,7 +551,7 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
     dof = np.maximum(memory["n_seeds"].to_numpy() - 1, 1)
     noise = np.where(own_sd, rng.standard_t(dof, (bootstrap, len(memory))),
                      rng.standard_normal((bootstrap, len(memory))))
-    bpb = memory["val_bpb"].to_numpy(float)
+    bpb = memory[metric].to_numpy(float)
     draws = bpb + noise * (memory["bpb_sd"] / np.sqrt(memory["n_seeds"])).to_numpy(float)
     columns = {}
     for x, name in (("params_active", "params"), ("train_flops", "compute")):
@@ -567,9 +560,9 @@ def exchange_rate(df: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
         lodo = _gain_columns(laws[x, True], bpb, draws, own, name, level)
         columns |= {f"{name}_gain_lodo{end}": lodo[f"{name}_gain{end}"]
                     for end in ("", "_low", "_high")}
-    table = memory[["depth", "path_label", "slots", "n_seeds", "val_bpb", "bpb_sd",
+    table = memory[["depth", "path_label", "slots", "n_seeds", metric, "bpb_sd",
                     "bpb_sd_source", "standard_bpb", "params_active", "train_flops"]].assign(
-        delta_bpb=memory["val_bpb"] - memory["standard_bpb"], **columns)
+        delta_bpb=memory[metric] - memory["standard_bpb"], **columns)
     if laws["params_active", False] is not None:
         table["extrapolated"] = ~table["dense_params"].between(
             standard["params_active"].min(), standard["params_active"].max())
@@ -601,7 +594,8 @@ class JointLawSelection:
 
 
 def select_joint_law(df: pd.DataFrame, *, heldout_depth: int | None = None,
-                     min_fit_depths: int = 3, n_column: str = "params_active") -> JointLawSelection:
+                     min_fit_depths: int = 3, n_column: str = "params_active",
+                     metric: str = "val_bpb") -> JointLawSelection:
     """`compare_forms` on the standard and MoVE main-grid runs (N = `n_column`, by default the
     active parameters, which include MoVE's routers; M = slots, 0 for standard), holding out
     `heldout_depth` (the deepest if None) and fitting on the shallower depths. Forms with as
@@ -625,7 +619,7 @@ def select_joint_law(df: pd.DataFrame, *, heldout_depth: int | None = None,
     forms = [form for form in FORMS if n_params[form] < n_fit]
     notes = tuple(f"{form}: {n_params[form]} parameters, {n_fit} runs to fit; skipped"
                   for form in FORMS if form not in forms)
-    scores = compare_forms(runs[n_column], runs["slots"], runs["val_bpb"], heldout, forms=forms)
+    scores = compare_forms(runs[n_column], runs["slots"], runs[metric], heldout, forms=forms)
     table = pd.DataFrame([{"form": s.form, "rmse": s.rmse, "mae": s.mae, "n_fit": n_fit,
                            "n_heldout": int(heldout.sum()), "params": s.fit.params}
                           for s in scores], columns=_JOINT_COLUMNS)
@@ -634,8 +628,8 @@ def select_joint_law(df: pd.DataFrame, *, heldout_depth: int | None = None,
                                 for s in scores
                                 for m, o, p in zip(slots, s.observed, s.predicted)],
                                columns=_PREDICTION_COLUMNS)
-    baseline = fit_power_law(runs.loc[~heldout, n_column], runs.loc[~heldout, "val_bpb"])
-    errors = baseline.predict(runs.loc[heldout, n_column]) - runs.loc[heldout, "val_bpb"]
+    baseline = fit_power_law(runs.loc[~heldout, n_column], runs.loc[~heldout, metric])
+    errors = baseline.predict(runs.loc[heldout, n_column]) - runs.loc[heldout, metric]
     return JointLawSelection(int(heldout_depth), tuple(scores), float(np.sqrt(np.mean(
         errors ** 2))), table, predictions, notes)
 
@@ -651,9 +645,11 @@ def _skipped_selection(note: str) -> JointLawSelection:
 
 # --- the fitters on known answers -----------------------------------------------------------
 
-def published_chinchilla_fits(reference_dir: Path | str = REFERENCE_DIR) -> dict[str, dict]:
-    """The table of published fits in the reference README: fit name -> {parameter: value, or
-    (low, high) for an interval}. Empty when the README is absent."""
+def published_chinchilla_fits(reference_dir: Path | str | None = None) -> dict[str, dict]:
+    """The table of published fits in the reference README (`reference_dir`, by default
+    `find_reference_dir()`): fit name -> {parameter: value, or (low, high) for an interval}.
+    Empty when the README is absent."""
+    reference_dir = find_reference_dir() if reference_dir is None else reference_dir
     readme = Path(reference_dir) / "README.md"
     if not readme.exists():
         return {}
@@ -681,11 +677,13 @@ class ChinchillaReproduction:
     notes: tuple[str, ...]
 
 
-def chinchilla_reproduction(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: int = 100,
+def chinchilla_reproduction(reference_dir: Path | str | None = None, *, bootstrap: int = 100,
                             seed: int = 0, start_grid: dict = EPOCH_START_GRID,
                             level: float = LEVEL) -> ChinchillaReproduction:
     """Epoch AI's replication of Chinchilla Approach 3 on the Figure 4 points (the 5 highest
-    losses dropped, D = C / 6N), beside the fits published in the reference README."""
+    losses dropped, D = C / 6N), beside the fits published in the reference README
+    (`reference_dir`, by default `find_reference_dir()`)."""
+    reference_dir = find_reference_dir() if reference_dir is None else reference_dir
     points = Path(reference_dir) / "chinchilla_fig4_points.csv"
     columns = ["parameter", "ours", "ours_low", "ours_high", "epoch_huber", "epoch_low",
                "epoch_high", "hoffmann"]

@@ -15,13 +15,15 @@ from matplotlib.figure import Figure
 
 from movelab.accounting import ladder_records
 from movelab.scaling import plot
-from movelab.scaling.analysis import (REFERENCE_DIR, accounting_table, chinchilla_reproduction,
+from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       compare_to_standard, depths_within_epochs, exchange_rate,
                                       fit_compute_laws,
                                       law_flags, main_rows, pooled_seed_std, pooled_slot_gain,
                                       repetition_table, select_joint_law, slot_doubling_gains,
                                       slot_gains_over_training, synthetic_recovery)
-from movelab.scaling.load import RESULTS_DIR, load_curves, load_runs, runs_csv_path
+from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
+                                  runs_csv_path)
+from movelab.variant import variant_order
 
 BOOTSTRAP = 200
 MIN_FIT_DEPTHS = 3  # select_joint_law's default: depths to fit on below a held-out one
@@ -116,7 +118,7 @@ def _slot_legend(df) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    colors = plot.label_colors(plot.label_order(df["path_label"]))
+    colors = plot.label_colors(variant_order(df["path_label"]))
     handle = functools.partial(Line2D, [], [], lw=1)
     return [handle(color=colors["standard"], ls="--", label="standard (seed mean)"),
             Patch(color="0.5", alpha=0.3, label="standard +-1 seed std"),
@@ -222,7 +224,7 @@ def fig_image_scaling(df) -> Figure:
 
 
 @_styled
-def fig_fit_validation(reference_dir: Path | str = REFERENCE_DIR, *, bootstrap: int = BOOTSTRAP,
+def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: int = BOOTSTRAP,
                        start_grid: dict = QUICK_START_GRID) -> Figure:
     """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),
     and recovery of power laws at the CPU sweep's scale (5 points, 0.5% noise)."""
@@ -241,13 +243,17 @@ TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rat
                 "ablations", "repetition", "fit_validation")
 
 
-def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
-                      results_dir: Path | str = RESULTS_DIR, *, sweep: str = "cpu-text",
-                      image_sweep: str | None = "cpu-image",
-                      reference_dir: Path | str = REFERENCE_DIR, bootstrap: int = BOOTSTRAP,
+def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str | None = None,
+                      *, sweep: str = "cpu-text", image_sweep: str | None = "cpu-image",
+                      reference_dir: Path | str | None = None, bootstrap: int = BOOTSTRAP,
                       names: tuple[str, ...] = TEXT_FIGURES) -> list[Path]:
-    """The figures `names` of the text `sweep` as <out_dir>/<name>.png and .svg, and
-    image_scaling of `image_sweep` when that sweep has rows; returns the paths written."""
+    """The figures `names` of the text `sweep` in `results_dir` (default: `find_results_dir()`)
+    as <out_dir>/<name>.png and .svg (default: <results_dir>/figures), and image_scaling of
+    `image_sweep` when that sweep has rows; the reference data from `reference_dir` (default:
+    reference/ beside results_dir). Returns the paths written."""
+    results_dir = find_results_dir() if results_dir is None else Path(results_dir)
+    out_dir = results_dir / "figures" if out_dir is None else out_dir
+    reference_dir = find_reference_dir(results_dir) if reference_dir is None else reference_dir
     df = load_runs(sweep, results_dir)
     makers = {
         "accounting": fig_accounting,
@@ -279,4 +285,3 @@ def write_all_figures(out_dir: Path | str = RESULTS_DIR / "figures",
                 fig.savefig(path, **options)
             written.append(path)
     return written
-

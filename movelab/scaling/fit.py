@@ -24,6 +24,7 @@ the fits run with BLAS limited to one thread.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -142,6 +143,29 @@ def _positive_arrays(**arrays) -> list[np.ndarray]:
     return values
 
 
+def percentile_interval(values, level: float = 0.95, axis: int | None = None) -> np.ndarray:
+    """The central `level` percentile interval of bootstrap values, [low, high] (along `axis`):
+    every interval of movelab.scaling is this one. Linear interpolation between the order
+    statistics (numpy's default); NaNs left out; a bound next to an infinite value is that
+    value, so an infinite one (no dense model reaches that loss) stays infinite, not NaN."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:  # no refits (or no values along `axis`): no interval
+        rest = () if axis is None else np.delete(values.shape, axis)
+        return np.full((2, *rest), np.nan)
+    tail = 50.0 * (1.0 - level)
+    q = [tail, 100.0 - tail]
+    # np.percentile where there is no NaN: the same numbers as nanpercentile's but for rounding,
+    # and exactly np.percentile's (what committed figures were drawn with)
+    percentile = np.nanpercentile if np.isnan(values).any() else np.percentile
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice: NaN bounds
+        linear = percentile(values, q, axis=axis)
+        below = percentile(values, q, axis=axis, method="lower")
+        above = percentile(values, q, axis=axis, method="higher")
+    finite = np.isfinite(below) & np.isfinite(above)
+    return np.where(finite, linear, np.where(np.isfinite(below), above, below))
+
+
 @dataclass(frozen=True, kw_only=True)
 class BootstrapFit:
     """What every fit carries besides its parameters (`params`, a dict, on each subclass)."""
@@ -156,9 +180,7 @@ class BootstrapFit:
             raise ValueError("no bootstrap refits: fit again with bootstrap=K > 0")
         if name not in self.params:
             raise ValueError(f"unknown parameter {name!r}; one of {sorted(self.params)}")
-        tail = 50.0 * (1.0 - level)
-        values = [fit.params[name] for fit in self.bootstrap_fits]
-        low, high = np.percentile(values, [tail, 100.0 - tail])
+        low, high = percentile_interval([fit.params[name] for fit in self.bootstrap_fits], level)
         return float(low), float(high)
 
 

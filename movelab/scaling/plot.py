@@ -4,7 +4,6 @@ missing says so on the panel (`note`) instead of drawing nothing."""
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 
 import matplotlib as mpl
@@ -17,7 +16,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatt
 from movelab.scaling.analysis import (ChinchillaReproduction, ComputeLaws, ExchangeRate,
                                       JointLawSelection, band_is_drawn, interval, law_grid,
                                       main_rows, prediction_band, seed_summary)
-from movelab.scaling.load import label_order
+from movelab.variant import Variant, variant_order
 
 FLOPS_CONVENTION = "6 x active params + 12 L d_kv T per token"
 _OTHER_COLORS = sns.color_palette("Dark2")
@@ -34,17 +33,17 @@ def style():
 
 def label_colors(labels) -> dict[str, tuple]:
     """standard black, LaVE in blues, MoVE xk from light to dark red by log2 k (x1..x32), any
-    other label a qualitative colour in the order given."""
+    other label a qualitative colour in the order given (by `Variant.color_key`)."""
     colors, others = {}, iter(_OTHER_COLORS * 3)
     reds, blues = mpl.colormaps["YlOrRd"], mpl.colormaps["Blues"]
     for label in labels:
-        move, lave = re.fullmatch(r"MoVE x(\d+)", label), re.fullmatch(r"LaVE x(\d+)", label)
-        if label == "standard":
+        key = Variant.from_text(label).color_key
+        if key == ("standard",):
             colors[label] = (0.1, 0.1, 0.1, 1.0)
-        elif move:
-            colors[label] = reds(0.35 + 0.6 * min(np.log2(int(move[1])) / 5, 1))
-        elif lave:
-            colors[label] = blues(0.45 + 0.25 * int(lave[1]))
+        elif key and key[0] == "move":
+            colors[label] = reds(0.35 + 0.6 * min(np.log2(key[1]) / 5, 1))
+        elif key and key[0] == "lave":
+            colors[label] = blues(0.45 + 0.25 * key[1])
         else:
             colors[label] = next(others)
     return colors
@@ -132,7 +131,7 @@ def plot_bpb_vs_compute(ax: Axes, df: pd.DataFrame, laws: ComputeLaws) -> Axes:
     runs = main_rows(df)
     if runs.empty:
         return note(ax, "no runs yet")
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     repeats = main_rows(df, all_seeds=True).query("seed != 0")
     for label in labels:
@@ -166,7 +165,7 @@ def plot_gap_to_standard(ax: Axes, df: pd.DataFrame, laws: ComputeLaws) -> Axes:
     if reference is None:
         return note(ax, "no standard L(C) fit yet: the gap to it needs one")
     runs = main_rows(df)
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     repeats = main_rows(df, all_seeds=True).query("seed != 0")
     gaps = []
@@ -200,7 +199,7 @@ def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float)
     move = runs[runs["value_path"] == "move"]
     if move.empty:
         return note(ax, f"d{depth}: no MoVE runs yet")
-    colors = label_colors(label_order(runs["path_label"]))
+    colors = label_colors(variant_order(runs["path_label"]))
     cells = move.groupby("slots").agg(label=("path_label", "first"), mean=("val_bpb", "mean"),
                                       std=("val_bpb", "std"), n=("val_bpb", "size"))
     ax.plot(cells.index, cells["mean"], color="0.5", lw=1, zorder=2)
@@ -288,7 +287,7 @@ def plot_val_over_epochs(ax: Axes, curves: pd.DataFrame, depth: int) -> Axes:
     runs = curves[(curves["depth"] == depth) & (curves["seed"] == 0)]
     if runs.empty:
         return note(ax, f"d{depth}: no curves yet")
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     for label in labels:
         curve = runs[runs["path_label"] == label].sort_values("step")
@@ -309,7 +308,7 @@ def plot_train_vs_val(ax: Axes, repetition: pd.DataFrame) -> Axes:
     learned."""
     if repetition.empty:
         return note(ax, "no runs yet")
-    colors = label_colors(label_order(repetition["path_label"]))
+    colors = label_colors(variant_order(repetition["path_label"]))
     for (depth, runs), marker in zip(repetition.groupby("depth"), "osD^v"):
         ax.scatter(runs["train_loss"], runs["val_bpb"], marker=marker, s=30, zorder=3,
                    c=[colors[label] for label in runs["path_label"]])
@@ -323,7 +322,7 @@ def plot_train_vs_val(ax: Axes, repetition: pd.DataFrame) -> Axes:
 def plot_accounting(ax: Axes, table: pd.DataFrame, column: str, linestyle: str = "-") -> Axes:
     """One accounting quantity across value paths (x) for each preset (a line per preset, which
     `linestyle` draws; zeros are left out of the log scale)."""
-    order = label_order(table["path_label"])
+    order = variant_order(table["path_label"])
     palette = sns.color_palette("crest", table["preset"].nunique())
     for color, (preset, rows) in zip(palette, table.groupby("preset", sort=False)):
         values = rows.set_index("path_label")[column].reindex(order).replace(0, np.nan)
@@ -342,7 +341,7 @@ def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=())
     runs = main_rows(df, all_seeds=True)
     if runs.empty:
         return note(ax, "no runs yet")
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     standard = runs[runs["path_label"] == "standard"].groupby("depth").agg(
         bpb=("val_bpb", "mean"), x=("params_active", "first"))
@@ -384,7 +383,7 @@ def plot_exchange_gains(ax: Axes, exchange: ExchangeRate, quantity: str = "param
     table = table[np.isfinite(table[f"{quantity}_gain"])]
     if table.empty:
         return note(ax, "\n".join(exchange.notes[:-1]) or "no LaVE/MoVE runs to rate yet")
-    labels = label_order(table["path_label"])
+    labels = variant_order(table["path_label"])
     colors = label_colors(labels)
     offsets = dict(zip(labels, np.linspace(-0.7, 0.7, len(labels))))
     drawn = [1.0]
@@ -448,7 +447,7 @@ def plot_variant_summary(ax: Axes, runs: pd.DataFrame) -> Axes:
     A dashed line marks the standard model's mean."""
     if runs.empty:
         return note(ax, "no runs at this depth yet")
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     noise = seed_summary(runs).set_index("path_label")
     names = []
@@ -480,7 +479,7 @@ def plot_seed_differences(ax: Axes, comparison: pd.DataFrame) -> Axes:
     tested = comparison.dropna(subset=["low"])
     if tested.empty:
         return note(ax, "no depth has 2+ seeds of standard and a variant yet")
-    colors = label_colors(label_order(tested["path_label"]))
+    colors = label_colors(variant_order(tested["path_label"]))
     rows = list(tested.itertuples())
     for y, row in enumerate(rows):
         ax.plot([-row.detectable, row.detectable], [y, y], color="0.8", lw=6,
@@ -543,13 +542,14 @@ def plot_metric_vs_compute(ax: Axes, df: pd.DataFrame, column: str,
     grid = main_rows(runs)
     if grid.empty:
         return note(ax, f"no runs with {column} yet")
-    labels = label_order(runs["path_label"])
+    labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     for label in labels:
         points = grid[grid["path_label"] == label].sort_values("train_flops")
         ax.plot(points["train_flops"], points[column], "o-", ms=4, lw=1, color=colors[label],
                 label=label)
-        repeats = runs[(runs["path_label"] == label) & runs["in_seeds"] & (runs["seed"] != 0)]
+        repeats = runs[(runs["path_label"] == label) & (runs["role"] == "seed")
+                       & (runs["seed"] != 0)]
         ax.scatter(repeats["train_flops"], repeats[column], s=9, color=colors[label], alpha=0.6)
     _log_x(ax, runs["train_flops"], xlabel="training FLOPs",
            ylabel=ylabel or IMAGE_METRICS.get(column, column))

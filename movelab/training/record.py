@@ -14,15 +14,9 @@ from pathlib import Path
 import torch
 
 from movelab.data import cache
+from movelab.schema import CURVE_COLUMNS, curve_columns  # noqa: F401 (the loop asks record)
 
 RESULT, CURVE, CHECKPOINT, MODEL = "result.json", "curve.csv", "checkpoint.pt", "model.pt"
-# lr_scale: the schedule's multiplier of every peak learning rate at that step; the last column
-# is the task's validation metric: val_bpb (text) or bits_per_token (image)
-CURVE_COLUMNS = ("step", "tokens", "flops", "lr_scale", "train_loss", "val_loss", "val_bpb")
-
-
-def curve_columns(metric: str = "val_bpb") -> tuple[str, ...]:
-    return (*CURVE_COLUMNS[:-1], metric)
 
 
 def now() -> str:
