@@ -1,0 +1,92 @@
+"""The pre-registered decoupling verdict (movelab.scaling.verdict) on synthetic sweeps whose
+answer is known by construction: a sweep built to satisfy every criterion is claimed, a sweep
+with memory that does nothing is not, and each criterion fails where its own condition fails."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movelab.scaling.verdict import CRITERIA, arm_rows, claimed, decoupling_verdict
+from test_scaling_analysis import N_ACTIVE, dense_law, runs
+
+SEED_OFFSETS = {0: 0.0, 1: 0.01, 2: -0.006}  # shared by every variant of a seed (same batches)
+
+
+def sweep(slope: float, gain16: dict, noise: float = 0.002, rng_seed: int = 0,
+          arm: str | None = None) -> pd.DataFrame:
+    """Standard runs on dense_law at d2-d8 (seed 0) and, at d4 and d6 with seeds 0-2, standard,
+    standard +g0 (= standard) and MoVE x1-x16 whose BPB falls by `slope` per doubling of slots
+    from the standard value, so that x16 is `gain16[depth]` below it (x1 starts higher by the
+    rest). With `arm`, the MoVE runs are labelled "<variant> <arm>" instead."""
+    rng = np.random.default_rng(rng_seed)
+    records = [{"variant": "standard", "depth": d, "val_bpb": dense_law(N_ACTIVE[d]),
+                "groups": "grid"} for d in (2, 8)]
+    for depth in (4, 6):
+        base = dense_law(N_ACTIVE[depth])
+        for s, offset in SEED_OFFSETS.items():
+            group = "grid" if s == 0 else "seeds"
+            for variant in ("standard", "standard +g0"):
+                records.append({"variant": variant, "depth": depth, "seed": s, "groups": group,
+                                "val_bpb": base + offset + rng.normal(0, noise)})
+            for k in (1, 2, 4, 8, 16):
+                m = k * depth // 2
+                bpb = base - gain16[depth] + slope * np.log2(16 / k)
+                name = f"move x{k}" + (f" {arm}" if arm else "")
+                records.append({"variant": name, "depth": depth, "slots": m, "seed": s,
+                                "groups": group, "val_bpb": bpb + offset + rng.normal(0, noise)})
+    return runs(records)
+
+
+def verdict_of(df):
+    table = decoupling_verdict(df, bootstrap=100)
+    assert list(table["criterion"]) == list(CRITERIA)
+    return table.set_index("criterion")
+
+
+def test_a_sweep_built_to_decouple_is_claimed_with_its_numbers():
+    table = verdict_of(sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}))
+    assert table["holds"].tolist() == [True, True, True, True]
+    assert table.loc["slot slope", "estimate"] == pytest.approx(0.02, abs=0.002)
+    assert table.loc["depth", "estimate"] == pytest.approx(0.03, abs=0.005)
+    assert table.loc["exchange rate", "low"] > 0
+    assert claimed(table.reset_index())
+
+
+def test_memory_that_does_nothing_is_not_claimed_and_says_which_criteria_fail():
+    table = verdict_of(sweep(slope=0.0, gain16={4: 0.0, 6: 0.0}))
+    assert table.loc["slot slope", "low"] < 0 < table.loc["slot slope", "high"]
+    assert table.loc["slot slope", "holds"] is False
+    assert table.loc["beyond noise", "holds"] is False
+    assert table.loc["exchange rate", "holds"] is False
+    assert not claimed(table.reset_index())
+
+
+def test_each_criterion_fails_on_its_own_condition():
+    shrinking = verdict_of(sweep(slope=0.02, gain16={4: 0.08, 6: 0.04}))
+    assert shrinking.loc["depth", "holds"] is False  # the gain falls with depth
+    assert shrinking.loc["slot slope", "holds"] and shrinking.loc["beyond noise", "holds"]
+    noisy = verdict_of(sweep(slope=0.02, gain16={4: 0.01, 6: 0.012}, noise=0.02, rng_seed=3))
+    assert noisy.loc["beyond noise", "holds"] is False  # 0.01 is within 3 se of noise 0.02
+
+
+def test_criteria_the_rows_cannot_assess_hold_neither_way():
+    df = sweep(slope=0.02, gain16={4: 0.05, 6: 0.08})
+    shallow = df[df["depth"].isin((4, 6))]  # no standard at d2 and d8: 2 depths, no dense law
+    table = verdict_of(shallow)
+    assert table.loc["exchange rate", "holds"] is None
+    assert "not assessable" in table.loc["exchange rate", "detail"]
+    assert not claimed(table.reset_index())
+
+
+def test_a_second_arm_is_judged_in_place_of_the_papers_memory_rows():
+    paper = sweep(slope=0.0, gain16={4: 0.0, 6: 0.0})
+    arm = sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}, arm="symbreak")
+    arm = arm[arm["value_path"] == "move"].assign(role="control")
+    both = pd.concat([paper, arm], ignore_index=True)
+    assert not claimed(decoupling_verdict(both, bootstrap=50))  # the paper's rows decide
+    judged = arm_rows(both, "symbreak")
+    assert set(judged.query("value_path == 'move'")["path_label"]) == {
+        "MoVE x1", "MoVE x2", "MoVE x4", "MoVE x8", "MoVE x16"}
+    assert claimed(decoupling_verdict(judged, bootstrap=50))
+    with pytest.raises(ValueError, match="no run of arm"):
+        arm_rows(paper, "symbreak")
