@@ -20,7 +20,8 @@ def test_vocab_sweep_is_d4_four_variants_three_vocabularies_two_seeds_one_budget
                      for seed in (0, 1)}
     assert {p.run.model.depth for p in sweep.runs} == {4}
     assert {p.run.train.tokens for p in sweep.runs} == {3_670_016}
-    assert {(p.run.train.corpus, p.run.train.eval_split) for p in sweep.runs} == {("prose", "dev")}
+    # its rows are claims (PLAN.md: nothing is chosen from them), so they score the test split
+    assert {(p.run.train.corpus, p.run.train.eval_split) for p in sweep.runs} == {("prose", "test")}
     assert len({p.run_id for p in sweep.runs}) == 24
 
 
