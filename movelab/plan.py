@@ -270,43 +270,57 @@ class _Timer:
         self.cache = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.stale = set(self.cache) if retime else set()
 
-    def key(self, cfg: ModelConfig, batch_size: int) -> str:
+    def key(self, cfg: ModelConfig, batch_size: int, compiled: bool) -> str:
         import torch
 
-        return json.dumps([cfg.hash(), batch_size, self.threads, torch.__version__,
-                           platform.node(), platform.processor() or platform.machine()])
+        shape = [cfg.hash(), batch_size, self.threads, torch.__version__,
+                 platform.node(), platform.processor() or platform.machine()]
+        return json.dumps(shape + ["compiled"] if compiled else shape)  # eager keys as before
 
-    def step_time(self, cfg: ModelConfig, batch_size: int) -> StepTime | None:
-        key = self.key(cfg, batch_size)
+    def step_time(self, cfg: ModelConfig, batch_size: int,
+                  compiled: bool = False) -> StepTime | None:
+        """The step as the run will train it: compiled where the loop's default compiles it."""
+        key = self.key(cfg, batch_size, compiled)
         if key not in self.cache or key in self.stale:
             if not self.measure:
                 return None
-            self.cache[key] = self._time(cfg, batch_size)
+            self.cache[key] = self._time(cfg, batch_size, compiled)
             self.stale.discard(key)
             from movelab.data.cache import write_json_atomically
 
             write_json_atomically(self.path, self.cache, indent=1)
         return StepTime(**self.cache[key])
 
-    def _time(self, cfg: ModelConfig, batch_size: int) -> dict:
+    def _time(self, cfg: ModelConfig, batch_size: int, compiled: bool) -> dict:
         import torch
 
         from movelab.bench import bench_variant
 
+        mode = "compiled" if compiled else "eager"
         self.log(f"plan: timing {TIMED_STEPS} steps of {cfg.label} at batch {batch_size} x "
-                 f"{cfg.seq_len}, {self.threads} thread(s)")
+                 f"{cfg.seq_len}, {self.threads} thread(s), {mode}")
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             times = bench_variant(cfg, batch_size=batch_size, steps=TIMED_STEPS,
-                                  warmup=TIMED_WARMUP)
+                                  warmup=TIMED_WARMUP, compile=compiled)
         finally:
             torch.set_num_threads(before)
         return {"step_seconds": times.step, "optimizer_seconds": times.optimizer,
                 "forward_seconds_per_token": times.forward / (batch_size * cfg.seq_len),
-                "source": f"timed here: median of {TIMED_STEPS} steps, {self.threads} thread(s)",
+                "source": f"timed here: median of {TIMED_STEPS} steps, {self.threads} thread(s)"
+                          + (", compiled (the compilation itself not counted)" if compiled else ""),
                 "peak_memory_measured": times.peak_memory_bytes,
                 "load_average": os.getloadavg()[0]}
+
+
+def _compiles(run: RunConfig) -> bool:
+    """Whether `movelab train` without --compile / --no-compile trains this run compiled here."""
+    import torch
+
+    from movelab.training.loop import auto_compile
+
+    return auto_compile(run, torch.device("cpu"))
 
 
 def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *,
@@ -333,7 +347,7 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         train_tokens, val_tokens, _ = corpora.counts(run)
         epochs = tokens / train_tokens if train_tokens else None
         step = (profile.step_time(cfg, -(-tcfg.batch_size // ranks)) if profile
-                else timer.step_time(cfg, tcfg.batch_size))
+                else timer.step_time(cfg, tcfg.batch_size, compiled=_compiles(run)))
         memory = memory_estimate(run, precision=precision, ranks=ranks)
         warnings = []
         if epochs is not None and epochs > EPOCH_WARNING:

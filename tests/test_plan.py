@@ -85,8 +85,8 @@ def fake_bench(monkeypatch):
     """bench_variant replaced by fixed step times; counts the shapes it is asked to time."""
     calls = []
 
-    def timed(cfg, *, batch_size, steps, warmup, **kw):
-        calls.append((cfg, batch_size))
+    def timed(cfg, *, batch_size, steps, warmup, compile=False, **kw):
+        calls.append((cfg, batch_size, compile))
         return bench.StepTimes(step=0.5, forward=0.128, backward=0.3, optimizer=0.07,
                                first_step=1.0, peak_memory_bytes=12345)
     monkeypatch.setattr(bench, "bench_variant", timed)
@@ -121,6 +121,22 @@ def test_wall_clock_is_steps_times_the_timed_step_plus_evaluations(corpus, cache
     assert len(fake_bench) == 2 and untimed.runs[0].wall_seconds is None
     plan_runs("p", entries, cache_dir=tmp_path, retime=True, **QUIET)
     assert len(fake_bench) == 4
+
+
+def test_a_run_the_loop_would_compile_is_timed_compiled(corpus, tmp_path, fake_bench,
+                                                        monkeypatch):
+    """The plan times the step the run will take: eager below the loop's compile threshold,
+    compiled above it, each cached under its own key."""
+    from movelab.training import loop
+
+    entries = [(tiny_run(corpus), "v", [], "new")]
+    plan_runs("p", entries, cache_dir=tmp_path, **QUIET)
+    monkeypatch.setattr(loop, "AUTO_COMPILE_TRAIN_FLOPS", 0.0)
+    plan = plan_runs("p", entries, cache_dir=tmp_path, **QUIET)
+    assert [compiled for _, _, compiled in fake_bench] == [False, True]
+    assert "compiled" in plan.runs[0].timing_source
+    plan_runs("p", entries, cache_dir=tmp_path, **QUIET)  # cached: nothing timed again
+    assert len(fake_bench) == 2
 
 
 def test_sweep_wall_clock_replays_cheapest_first_jobs_at_a_time():
