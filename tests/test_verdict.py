@@ -76,6 +76,10 @@ def test_criteria_the_rows_cannot_assess_hold_neither_way():
     assert table.loc["exchange rate", "holds"] is None
     assert "not assessable" in table.loc["exchange rate", "detail"]
     assert not claimed(table.reset_index())
+    half_done = verdict_of(df[df["depth"] != 6])  # a stage missing: nothing is judged on d4 alone
+    assert half_done.loc["slot slope", "holds"] is None
+    assert "no MoVE runs at d6" in half_done.loc["slot slope", "detail"]
+    assert half_done.loc["depth", "holds"] is None and half_done.loc["beyond noise", "holds"] is None
 
 
 def test_a_second_arm_is_judged_in_place_of_the_papers_memory_rows():

@@ -78,13 +78,17 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
     rows = []
 
     pooled = pooled_slot_gain(df, depths=depths, all_seeds=True, level=level, metric=metric)
-    assessable = np.isfinite(pooled["low"])
+    memory = df[(df["value_path"] == "move") & df["role"].isin(("main", "seed"))]
+    missing = [d for d in depths if d not in set(memory["depth"])]
+    assessable = np.isfinite(pooled["low"]) and not missing
     rows.append({"criterion": "slot slope", "estimate": pooled["gain_per_doubling"],
                  "low": pooled["low"], "high": pooled["high"], "threshold": 0.0,
                  "holds": bool(pooled["low"] > 0) if assessable else None,
                  "detail": f"{metric} removed per doubling of slots, d{pooled['depths']}, "
                            f"{pooled['n_runs']} runs, {pooled['n_seeds']} seeds, "
-                           f"{pooled['dof']} dof; detectable {pooled['detectable']:.4f}"})
+                           f"{pooled['dof']} dof; detectable {pooled['detectable']:.4f}"
+                           + (f"; not assessable: no MoVE runs at "
+                              f"{', '.join(f'd{d}' for d in missing)}" if missing else "")})
 
     gains = {d: _paired_gains(df, d, baseline, largest, metric) for d in depths}
     moments = {d: _mean_and_se(g) for d, g in gains.items()}
