@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movelab.scaling.verdict import CRITERIA, arm_rows, claimed, decoupling_verdict
+from movelab.scaling.figures import fig_decoupling
+from movelab.scaling.verdict import (CRITERIA, arm_rows, claimed, decoupling_verdict,
+                                    slot_gain_table)
 from test_scaling_analysis import N_ACTIVE, dense_law, runs
 
 SEED_OFFSETS = {0: 0.0, 1: 0.01, 2: -0.006}  # shared by every variant of a seed (same batches)
@@ -94,3 +96,28 @@ def test_a_second_arm_is_judged_in_place_of_the_papers_memory_rows():
     assert claimed(decoupling_verdict(judged, bootstrap=50))
     with pytest.raises(ValueError, match="no run of arm"):
         arm_rows(paper, "symbreak")
+
+
+def test_slot_gain_table_pairs_each_arm_with_the_baseline_by_seed():
+    paper = sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}, noise=0.0)
+    arm = sweep(slope=0.0, gain16={4: 0.03, 6: 0.03}, noise=0.0, arm="symbreak")
+    both = pd.concat([paper, arm[arm["value_path"] == "move"].assign(role="control")],
+                     ignore_index=True)
+    table = slot_gain_table(both, arms=("paper", "symbreak")).set_index(["arm", "depth", "slots"])
+    assert len(table) == 2 * 2 * 5 and (table["n"] == 3).all()
+    # without noise the shared seed offsets cancel: each gain is the constructed one exactly
+    assert table.loc[("paper", 6, 48), "gain"] == pytest.approx(0.08)
+    assert table.loc[("paper", 4, 2), "gain"] == pytest.approx(0.05 - 0.02 * 4)
+    assert table.loc[("symbreak", 4, 32), "gain"] == pytest.approx(0.03)
+    assert table.loc[("paper", 6, 48), "per_seed"] == pytest.approx({0: 0.08, 1: 0.08, 2: 0.08})
+
+
+def test_the_decoupling_figure_states_the_verdict_it_draws():
+    from test_figures import reader_defects
+
+    built = fig_decoupling(sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}), bootstrap=20)
+    assert "paper recipe: 4 of 4 criteria hold; the claim is made" in built._suptitle.get_text()
+    assert reader_defects(built) == []
+    null = fig_decoupling(sweep(slope=0.0, gain16={4: 0.0, 6: 0.0}), bootstrap=20)
+    assert null._suptitle.get_text().endswith("no claim")
+    assert "4 of 4" not in null._suptitle.get_text()

@@ -23,6 +23,7 @@ from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       slot_gains_over_training, synthetic_recovery)
 from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
                                   runs_csv_path)
+from movelab.scaling.verdict import arm_rows, claimed, decoupling_verdict, slot_gain_table
 from movelab.variant import variant_order
 
 BOOTSTRAP = 200
@@ -113,8 +114,9 @@ def fig_memory_decoupling(df, curves=None, *, pooled_depths=None) -> Figure:
     return fig
 
 
-def _slot_legend(df) -> list:
-    """The handles shared by the panels of `plot.plot_bpb_vs_slots`."""
+def _slot_legend(df, dotted: str = "LaVE x1 / x2") -> list:
+    """The handles shared by the panels of `plot.plot_bpb_vs_slots` (`dotted`: what its dotted
+    lines are in this sweep)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -123,7 +125,7 @@ def _slot_legend(df) -> list:
     return [handle(color=colors["standard"], ls="--", label="standard (seed mean)"),
             Patch(color="0.5", alpha=0.3, label="standard +-1 seed std"),
             Patch(facecolor="0.5", alpha=0.15, hatch="///", label="pooled seed std (1 seed)"),
-            handle(color="C0", ls=":", label="LaVE x1 / x2"),
+            handle(color="C0", ls=":", label=dotted),
             handle(color="0.5", marker="o", label="MoVE, mean +-1 std (3 seeds)"),
             handle(color="0.5", marker="o", markerfacecolor="white", ls="",
                    label="MoVE, one seed")]
@@ -224,6 +226,39 @@ def fig_image_scaling(df) -> Figure:
 
 
 @_styled
+def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=("paper", "symbreak"),
+                   bootstrap: int = BOOTSTRAP, title: str = "") -> Figure:
+    """(h) A pre-registered decoupling sweep (results/decouple-*/PLAN.md): `metric` against MoVE
+    slots at each of `depths` with seed bands (top), the dense law the exchange rate reads,
+    the paired gain over standard +g0 by slots for each recipe arm (bottom) and the four
+    criteria of `verdict.decoupling_verdict` per arm, as computed."""
+    arms = [arm for arm in arms if arm == "paper" or df["path_label"].str.endswith(f" {arm}").any()]
+    fig, axes = _panels(len(depths) + 1, nrows=2, width=4.4, height=3.8)
+    pooled_std = pooled_seed_std(df, metric)
+    for ax, depth in zip(axes, depths):
+        plot.plot_bpb_vs_slots(ax, df, depth, pooled_std, metric=metric)
+    exchange = exchange_rate(df, bootstrap=bootstrap, metric=metric)
+    plot.plot_dense_law(axes[len(depths)], df, exchange, metric=metric)
+    gains = slot_gain_table(df, metric=metric, depths=depths, arms=arms)
+    for ax, depth in zip(axes[len(depths) + 1:], depths):
+        plot.plot_gain_over_baseline(ax, gains, depth, metric=metric)
+    verdicts = {arm: decoupling_verdict(df if arm == "paper" else arm_rows(df, arm),
+                                        metric=metric, depths=depths, bootstrap=bootstrap)
+                for arm in arms}
+    plot.plot_verdict(axes[-1], verdicts)
+    fig.legend(handles=_slot_legend(df, dotted="standard +g0 (seed mean)"),
+               loc="outside lower center", ncol=6, fontsize="x-small")
+    held = {arm: sum(holds is True for holds in table["holds"]) for arm, table in verdicts.items()}
+    outcome = "; ".join(f"{arm} recipe: {n} of 4 criteria hold" for arm, n in held.items())
+    fig.suptitle(f"{title or 'Decoupling sweep'}, {len(df)} runs: does "
+                 f"{plot.METRIC_LABELS.get(metric, metric).split(' (')[0]} fall with MoVE slots "
+                 f"at fixed depth?\n{outcome}"
+                 + ("; the claim is made" if any(
+                     claimed(table) for table in verdicts.values()) else "; no claim"))
+    return fig
+
+
+@_styled
 def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: int = BOOTSTRAP,
                        start_grid: dict = QUICK_START_GRID) -> Figure:
     """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),
@@ -239,18 +274,21 @@ def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: in
     return fig
 
 
+DECOUPLING_SWEEPS = ("decouple-prose", "decouple-image")  # pre-registered (their PLAN.md)
 TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
                 "ablations", "repetition", "fit_validation")
 
 
 def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str | None = None,
                       *, sweep: str = "cpu-text", image_sweep: str | None = "cpu-image",
+                      decoupling_sweeps: tuple[str, ...] = DECOUPLING_SWEEPS,
                       reference_dir: Path | str | None = None, bootstrap: int = BOOTSTRAP,
                       names: tuple[str, ...] = TEXT_FIGURES) -> list[Path]:
     """The figures `names` of the text `sweep` in `results_dir` (default: `find_results_dir()`)
-    as <out_dir>/<name>.png and .svg (default: <results_dir>/figures), and image_scaling of
-    `image_sweep` when that sweep has rows; the reference data from `reference_dir` (default:
-    reference/ beside results_dir). Returns the paths written."""
+    as <out_dir>/<name>.png and .svg (default: <results_dir>/figures), image_scaling of
+    `image_sweep` and decoupling_<sweep> of each of `decoupling_sweeps` that has rows; the
+    reference data from `reference_dir` (default: reference/ beside results_dir). Returns the
+    paths written."""
     results_dir = find_results_dir() if results_dir is None else Path(results_dir)
     out_dir = results_dir / "figures" if out_dir is None else out_dir
     reference_dir = find_reference_dir(results_dir) if reference_dir is None else reference_dir
@@ -274,6 +312,12 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
     if image_sweep and runs_csv_path(image_sweep, results_dir).exists():
         images = load_runs(image_sweep, results_dir)
         makers["image_scaling"] = lambda: fig_image_scaling(images)
+    for name in decoupling_sweeps:
+        if runs_csv_path(name, results_dir).exists():
+            rows = load_runs(name, results_dir)
+            metric = "bits_per_token" if (rows["task"] == "image").all() else "val_bpb"
+            makers[f"decoupling_{name}"] = functools.partial(
+                fig_decoupling, rows, metric=metric, bootstrap=bootstrap, title=name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

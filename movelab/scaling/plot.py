@@ -20,6 +20,9 @@ from movelab.variant import Variant, variant_order
 
 FLOPS_CONVENTION = "6 x active params + 12 L d_kv T per token"
 _OTHER_COLORS = sns.color_palette("Dark2")
+METRIC_LABELS = {"val_bpb": "val BPB", "bits_per_token": "bits per image token (test)",
+                 "fid": "FID (classifier features, vs test)",
+                 "class_accuracy": "class accuracy of samples"}
 
 
 @contextmanager
@@ -190,18 +193,20 @@ def plot_gap_to_standard(ax: Axes, df: pd.DataFrame, laws: ComputeLaws) -> Axes:
     return ax
 
 
-def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float) -> Axes:
-    """MoVE val BPB against slots M at one depth: seed means with +-1 seed std bars where a
-    slot count has seeds (filled), single seeds hollow; the standard model's mean as a dashed
-    line inside a band of +-1 seed std (its own seeds, else `pooled_std`, hatched), and
-    LaVE x1/x2 as dotted lines. The legend is the figure's (`fig_memory_decoupling`)."""
+def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float,
+                      metric: str = "val_bpb") -> Axes:
+    """MoVE `metric` (val BPB) against slots M at one depth: seed means with +-1 seed std bars
+    where a slot count has seeds (filled), single seeds hollow; the standard model's mean as a
+    dashed line inside a band of +-1 seed std (its own seeds, else `pooled_std`, hatched), and
+    LaVE x1/x2 and standard +g0 as dotted lines. The legend is the figure's
+    (`fig_memory_decoupling`, `fig_decoupling`)."""
     runs = main_rows(df, all_seeds=True).query("depth == @depth")
     move = runs[runs["value_path"] == "move"]
     if move.empty:
         return note(ax, f"d{depth}: no MoVE runs yet")
     colors = label_colors(variant_order(runs["path_label"]))
-    cells = move.groupby("slots").agg(label=("path_label", "first"), mean=("val_bpb", "mean"),
-                                      std=("val_bpb", "std"), n=("val_bpb", "size"))
+    cells = move.groupby("slots").agg(label=("path_label", "first"), mean=(metric, "mean"), std=(metric, "std"),
+                                      n=(metric, "size"))
     ax.plot(cells.index, cells["mean"], color="0.5", lw=1, zorder=2)
     for slots, cell in cells.iterrows():
         color = colors[cell["label"]]
@@ -212,7 +217,7 @@ def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float)
             ax.scatter(slots, cell["mean"], s=30, zorder=3, **hollow(color))
     drawn = list(cells["mean"] + cells["std"].fillna(0)) + list(cells["mean"] -
                                                                  cells["std"].fillna(0))
-    standard = runs.loc[runs["path_label"] == "standard", "val_bpb"]
+    standard = runs.loc[runs["path_label"] == "standard", metric]
     if len(standard):
         own = len(standard) > 1
         spread = standard.std() if own else pooled_std
@@ -221,14 +226,14 @@ def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float)
             ax.axhspan(standard.mean() - spread, standard.mean() + spread, color="0.5",
                        alpha=0.15 if own else 0.08, hatch=None if own else "///", lw=0)
             drawn += [standard.mean() - spread, standard.mean() + spread]
-    for label in ("LaVE x1", "LaVE x2"):
-        bpb = runs.loc[runs["path_label"] == label, "val_bpb"]
+    for label in ("LaVE x1", "LaVE x2", "standard +g0"):
+        bpb = runs.loc[runs["path_label"] == label, metric]
         if len(bpb):
             ax.axhline(bpb.mean(), color=colors[label], lw=1, ls=":")
             drawn.append(bpb.mean())
     ax.set_xscale("log", base=2)
     seeds = runs["seed"].nunique()
-    ax.set(xlabel="MoVE slots M", ylabel="val BPB",
+    ax.set(xlabel="MoVE slots M", ylabel=METRIC_LABELS.get(metric, metric),
            title=f"depth {depth} ({seeds} seed{'s' if seeds > 1 else ''})")
     limit_to(ax, drawn)
     return ax
@@ -254,6 +259,68 @@ def plot_slot_gains(ax: Axes, gains: pd.DataFrame, pooled: dict | None = None) -
     ax.set_xticks(ticks, names)
     ax.set(xlabel="depth", ylabel="BPB gained per doubling of M",
            title="slope on log2 M, 95% t interval\n(circles: 3 seeds, paired; squares: 1 seed)")
+    return ax
+
+
+ARM_STYLES = {"paper": ("C3", "o", -0.06), "symbreak": ("C0", "s", 0.06)}  # colour, marker, x offset
+
+
+def plot_gain_over_baseline(ax: Axes, table: pd.DataFrame, depth: int, *,
+                            baseline: str = "standard +g0", metric: str = "val_bpb") -> Axes:
+    """The paired gain metric(baseline) - metric(MoVE) against slots M at one depth, one line
+    per recipe arm (`verdict.slot_gain_table`): the mean over seeds with its 95% t interval and
+    each seed's own gain as a small dot; above 0 the memory model is better."""
+    rows = table[table["depth"] == depth]
+    if rows.empty:
+        return note(ax, f"d{depth}: no MoVE runs paired with {baseline} yet")
+    drawn = [0.0]
+    for arm, cells in rows.groupby("arm", sort=False):
+        color, marker, offset = ARM_STYLES.get(arm, ("0.3", "^", 0.0))
+        cells = cells.sort_values("slots")
+        at = cells["slots"] * 2 ** offset
+        ax.plot(at, cells["gain"], color=color, lw=1, alpha=0.7)
+        for x, cell in zip(at, cells.itertuples()):
+            if np.isfinite(cell.low):
+                draw_interval(ax, x, cell.gain, cell.low, cell.high, vertical=True, color=color,
+                              marker=marker)
+                drawn += [cell.low, cell.high]
+            else:
+                ax.scatter(x, cell.gain, s=26, zorder=4, marker=marker, **hollow(color))
+            ax.scatter([x] * len(cell.per_seed), list(cell.per_seed.values()), s=7, color=color,
+                       alpha=0.45, zorder=3, lw=0)
+            drawn += list(cell.per_seed.values()) + [cell.gain]
+        ax.plot([], [], color=color, marker=marker, lw=1,
+                label=f"{arm} (n {cells['n'].max()})")
+    ax.axhline(0, color="0.2", lw=0.8)
+    ax.set_xscale("log", base=2)
+    name = METRIC_LABELS.get(metric, metric).split(" (")[0]
+    ax.set(xlabel="MoVE slots M", ylabel=f"{baseline} minus MoVE,\n{name} (paired by seed)",
+           title=f"depth {depth}: gain over {baseline}\nmean, 95% t interval; dots: seeds")
+    ax.title.set_fontsize("small")
+    limit_to(ax, drawn)
+    ax.legend(fontsize="xx-small", title="recipe", title_fontsize="xx-small")
+    return ax
+
+
+def plot_verdict(ax: Axes, verdicts: dict[str, pd.DataFrame]) -> Axes:
+    """The pre-registered criteria as a table of text, one block per recipe arm
+    (`verdict.decoupling_verdict`): each criterion's estimate, interval and whether it holds
+    (yes / no / n.a. where the rows cannot tell)."""
+    ax.set_axis_off()
+    lines = []
+    for arm, table in verdicts.items():
+        held = sum(holds is True for holds in table["holds"])
+        lines.append(f"{arm}: {held} of {len(table)} criteria hold")
+        for row in table.itertuples():
+            mark = {True: "yes", False: "NO"}.get(row.holds, "n.a.")
+            bounds = (f" [{row.low:+.3f}, {row.high:+.3f}]" if np.isfinite(row.low) else "")
+            estimate = f"{row.estimate:+.4f}" if np.isfinite(row.estimate) else "  --  "
+            lines.append(f"  {row.criterion:<14s}{mark:>5s}  {estimate}{bounds}")
+        lines.append("")
+    ax.text(0.0, 1.0, "\n".join(lines).rstrip(), ha="left", va="top", family="monospace",
+            fontsize="x-small", transform=ax.transAxes)
+    ax.set_title("pre-registered criteria (PLAN.md): all four needed", fontsize="small",
+                 loc="left")
     return ax
 
 
@@ -333,9 +400,10 @@ def plot_accounting(ax: Axes, table: pd.DataFrame, column: str, linestyle: str =
     return ax
 
 
-def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=()) -> Axes:
-    """Standard runs' BPB (seed means) against active parameters with the fitted dense law (its
-    band unless `flags` say it is not identified) and the law without the deepest depth
+def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=(),
+                   metric: str = "val_bpb") -> Axes:
+    """Standard runs' `metric` (seed means) against active parameters with the fitted dense law
+    (its band unless `flags` say it is not identified) and the law without the deepest depth
     (dotted); the LaVE/MoVE seed means at their own active parameters, for the vertical gap."""
     table = exchange.table
     runs = main_rows(df, all_seeds=True)
@@ -344,12 +412,12 @@ def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=())
     labels = variant_order(runs["path_label"])
     colors = label_colors(labels)
     standard = runs[runs["path_label"] == "standard"].groupby("depth").agg(
-        bpb=("val_bpb", "mean"), x=("params_active", "first"))
+        bpb=(metric, "mean"), x=("params_active", "first"))
     ax.scatter(standard["x"], standard["bpb"], s=22, color=colors["standard"], zorder=4,
                label="standard (seed mean)")
     for label in labels[1:]:
         rows = table[table["path_label"] == label]
-        ax.scatter(rows["params_active"], rows["val_bpb"], s=9, color=colors[label], zorder=3,
+        ax.scatter(rows["params_active"], rows[metric], s=9, color=colors[label], zorder=3,
                    label=label)
     described = []
     for law, style_, name in ((exchange.params_law, "-", "solid"),
@@ -361,11 +429,11 @@ def plot_dense_law(ax: Axes, df: pd.DataFrame, exchange: ExchangeRate, flags=())
             if style_ == "-" and band_is_drawn(flags):
                 ax.fill_between(x, *prediction_band(law, x), color="0.5", alpha=0.15, lw=0)
     _log_x(ax, runs["params_active"], xlabel="active parameters N (matmul weights)",
-           ylabel="val BPB",
+           ylabel=METRIC_LABELS.get(metric, metric),
            title="dense law L(N) = E + A N^-alpha\n" + "\n".join(described)
            if exchange.params_law else "too few standard runs to fit")
     ax.title.set_fontsize("small")
-    limit_to(ax, list(standard["bpb"]) + list(table["val_bpb"]))
+    limit_to(ax, list(standard["bpb"]) + list(table[metric]))
     ax.legend(fontsize="xx-small", ncol=2, loc="upper right")
     return ax
 
@@ -529,9 +597,6 @@ def plot_recovery(ax: Axes, recovery: pd.DataFrame, parameter: str) -> Axes:
     return ax
 
 
-IMAGE_METRICS = {"bits_per_token": "bits per image token (test)",
-                 "fid": "FID (classifier features, vs test)",
-                 "class_accuracy": "class accuracy of samples"}
 
 
 def plot_metric_vs_compute(ax: Axes, df: pd.DataFrame, column: str,
@@ -552,7 +617,7 @@ def plot_metric_vs_compute(ax: Axes, df: pd.DataFrame, column: str,
                        & (runs["seed"] != 0)]
         ax.scatter(repeats["train_flops"], repeats[column], s=9, color=colors[label], alpha=0.6)
     _log_x(ax, runs["train_flops"], xlabel="training FLOPs",
-           ylabel=ylabel or IMAGE_METRICS.get(column, column))
+           ylabel=ylabel or METRIC_LABELS.get(column, column))
     ax.legend(fontsize="x-small", title="lines: seed 0; small dots: seeds 1-2",
               title_fontsize="xx-small")
     return ax
@@ -592,7 +657,7 @@ def plot_metric_vs_slots(ax: Axes, df: pd.DataFrame, column: str,
                        label=f"d{depth} standard, +-1 seed std")
     ax.axhline(0, color="0.2", lw=0.8)
     ax.set_xscale("log", base=2)
-    name = ylabel or IMAGE_METRICS.get(column, column)
+    name = ylabel or METRIC_LABELS.get(column, column)
     ax.set(xlabel="MoVE slots M", ylabel=f"{name.split(' (')[0]}\nminus standard, same depth",
            title="MoVE by slots (hollow: one seed)")
     limit_to(ax, drawn)

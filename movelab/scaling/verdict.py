@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from movelab.scaling.analysis import LEVEL, exchange_rate, pooled_slot_gain
+from movelab.scaling.analysis import LEVEL, exchange_rate, paired_difference, pooled_slot_gain
 from movelab.variant import display_name
 
 CRITERIA = ("slot slope", "depth", "beyond noise", "exchange rate")
@@ -138,3 +138,33 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
 def claimed(verdict: pd.DataFrame) -> bool:
     """Whether the verdict allows the claim: every criterion holds (None does not)."""
     return bool(all(holds is True for holds in verdict["holds"]))
+
+
+SLOT_GAIN_COLUMNS = ["depth", "arm", "slots", "path_label", "n", "gain", "low", "high", "p",
+                     "per_seed"]
+
+
+def slot_gain_table(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 6),
+                    baseline: str = "standard +g0", arms=("paper",),
+                    level: float = LEVEL) -> pd.DataFrame:
+    """At each depth, for each recipe arm ("paper": the main MoVE rows; any other name: its
+    `arm_rows`) and MoVE slot count: the paired gain metric(baseline) - metric(MoVE) over the
+    seeds both ran (`analysis.paired_difference`: t interval, p), and the per-seed gains
+    (a dict seed -> gain). Positive: the memory model is better."""
+    rows = []
+    for arm in arms:
+        arm_df = df if arm == "paper" else arm_rows(df, arm)
+        runs = arm_df[arm_df["role"].isin(("main", "seed"))]
+        for depth in depths:
+            at_depth = runs[runs["depth"] == depth]
+            base = at_depth[at_depth["path_label"] == baseline].set_index("seed")[metric]
+            move = at_depth[at_depth["value_path"] == "move"]
+            for (slots, label), cell in move.groupby(["slots", "path_label"]):
+                values = cell.set_index("seed")[metric]
+                shared = base.index.intersection(values.index)
+                test = paired_difference(base, values, level=level)
+                rows.append({"depth": depth, "arm": arm, "slots": int(slots),
+                             "path_label": label, "n": len(shared), "gain": test["difference"],
+                             "low": test["low"], "high": test["high"], "p": test["p"],
+                             "per_seed": (base[shared] - values[shared]).to_dict()})
+    return pd.DataFrame(rows, columns=SLOT_GAIN_COLUMNS)
