@@ -250,11 +250,14 @@ def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=("paper",
                loc="outside lower center", ncol=6, fontsize="x-small")
     held = {arm: sum(holds is True for holds in table["holds"]) for arm, table in verdicts.items()}
     outcome = "; ".join(f"{arm} recipe: {n} of 4 criteria hold" for arm, n in held.items())
+    extrapolated = any(table["detail"].str.contains("extrapolated").any()
+                       for table in verdicts.values() if claimed(table))
     fig.suptitle(f"{title or 'Decoupling sweep'}, {len(df)} runs: does "
                  f"{plot.METRIC_LABELS.get(metric, metric).split(' (')[0]} fall with MoVE slots "
                  f"at fixed depth?\n{outcome}"
-                 + ("; the claim is made" if any(
-                     claimed(table) for table in verdicts.values()) else "; no claim"))
+                 + (("; the claim is made" + (" (its exchange rate by extrapolation)"
+                                              if extrapolated else ""))
+                    if any(claimed(table) for table in verdicts.values()) else "; no claim"))
     return fig
 
 

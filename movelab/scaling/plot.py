@@ -307,16 +307,20 @@ def plot_verdict(ax: Axes, verdicts: dict[str, pd.DataFrame]) -> Axes:
     (`verdict.decoupling_verdict`): each criterion's estimate, interval and whether it holds
     (yes / no / n.a. where the rows cannot tell)."""
     ax.set_axis_off()
-    lines = []
+    lines, extrapolated = [], False
     for arm, table in verdicts.items():
         held = sum(holds is True for holds in table["holds"])
         lines.append(f"{arm}: {held} of {len(table)} criteria hold")
         for row in table.itertuples():
             mark = {True: "yes", False: "NO"}.get(row.holds, "n.a.")
+            if "extrapolated" in row.detail:
+                mark, extrapolated = mark + "*", True
             bounds = (f" [{row.low:+.3f}, {row.high:+.3f}]" if np.isfinite(row.low) else "")
             estimate = f"{row.estimate:+.4f}" if np.isfinite(row.estimate) else "  --  "
             lines.append(f"  {row.criterion:<14s}{mark:>5s}  {estimate}{bounds}")
         lines.append("")
+    if extrapolated:
+        lines.append("* the dense equivalent lies beyond the\n  dense runs' sizes (an extrapolation)")
     ax.text(0.0, 1.0, "\n".join(lines).rstrip(), ha="left", va="top", family="monospace",
             fontsize="x-small", transform=ax.transAxes)
     ax.set_title("pre-registered criteria (PLAN.md): all four needed", fontsize="small",
