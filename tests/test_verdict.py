@@ -121,3 +121,10 @@ def test_the_decoupling_figure_states_the_verdict_it_draws():
     null = fig_decoupling(sweep(slope=0.0, gain16={4: 0.0, 6: 0.0}), bootstrap=20)
     assert null._suptitle.get_text().endswith("no claim")
     assert "4 of 4" not in null._suptitle.get_text()
+
+
+def test_a_cell_with_one_seed_gets_its_own_gain_without_an_interval():
+    one_seed = sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}, noise=0.0).query("seed == 0")
+    table = slot_gain_table(one_seed).set_index(["depth", "slots"])
+    assert (table["n"] == 1).all() and table["low"].isna().all()
+    assert table.loc[(6, 48), "gain"] == pytest.approx(0.08)

@@ -248,8 +248,11 @@ def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=("paper",
     plot.plot_verdict(axes[-1], verdicts)
     fig.legend(handles=_slot_legend(df, dotted="standard +g0 (seed mean)"),
                loc="outside lower center", ncol=6, fontsize="x-small")
-    held = {arm: sum(holds is True for holds in table["holds"]) for arm, table in verdicts.items()}
-    outcome = "; ".join(f"{arm} recipe: {n} of 4 criteria hold" for arm, n in held.items())
+    def counted(table) -> str:
+        held, open_ = (sum(holds is True for holds in table["holds"]),
+                       sum(holds is None for holds in table["holds"]))
+        return f"{held} of 4 criteria hold" + (f" ({open_} not assessable yet)" if open_ else "")
+    outcome = "; ".join(f"{arm} recipe: {counted(table)}" for arm, table in verdicts.items())
     extrapolated = any(table["detail"].str.contains("extrapolated").any()
                        for table in verdicts.values() if claimed(table))
     fig.suptitle(f"{title or 'Decoupling sweep'}, {len(df)} runs: does "

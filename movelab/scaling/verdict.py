@@ -149,8 +149,8 @@ def slot_gain_table(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 6),
                     level: float = LEVEL) -> pd.DataFrame:
     """At each depth, for each recipe arm ("paper": the main MoVE rows; any other name: its
     `arm_rows`) and MoVE slot count: the paired gain metric(baseline) - metric(MoVE) over the
-    seeds both ran (`analysis.paired_difference`: t interval, p), and the per-seed gains
-    (a dict seed -> gain). Positive: the memory model is better."""
+    seeds both ran (`analysis.paired_difference`: t interval, p; with one shared seed its gain
+    alone), and the per-seed gains (a dict seed -> gain). Positive: the memory model is better."""
     rows = []
     for arm in arms:
         arm_df = df if arm == "paper" else arm_rows(df, arm)
@@ -163,8 +163,11 @@ def slot_gain_table(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 6),
                 values = cell.set_index("seed")[metric]
                 shared = base.index.intersection(values.index)
                 test = paired_difference(base, values, level=level)
+                per_seed = base[shared] - values[shared]
                 rows.append({"depth": depth, "arm": arm, "slots": int(slots),
-                             "path_label": label, "n": len(shared), "gain": test["difference"],
+                             "path_label": label, "n": len(shared),
+                             # one shared seed: its own gain, without an interval
+                             "gain": per_seed.mean() if len(shared) == 1 else test["difference"],
                              "low": test["low"], "high": test["high"], "p": test["p"],
-                             "per_seed": (base[shared] - values[shared]).to_dict()})
+                             "per_seed": per_seed.to_dict()})
     return pd.DataFrame(rows, columns=SLOT_GAIN_COLUMNS)
