@@ -23,7 +23,8 @@ from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       slot_gains_over_training, synthetic_recovery)
 from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
                                   runs_csv_path)
-from movelab.scaling.verdict import arm_rows, claimed, decoupling_verdict, slot_gain_table
+from movelab.scaling.verdict import (PAPER, arm_rows, claimed, decoupling_verdict, plan_metric,
+                                    slot_gain_table)
 from movelab.variant import variant_order
 
 BOOTSTRAP = 200
@@ -226,13 +227,13 @@ def fig_image_scaling(df) -> Figure:
 
 
 @_styled
-def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=("paper", "symbreak"),
+def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=(PAPER, "symbreak"),
                    bootstrap: int = BOOTSTRAP, title: str = "") -> Figure:
     """(h) A pre-registered decoupling sweep (results/decouple-*/PLAN.md): `metric` against MoVE
     slots at each of `depths` with seed bands (top), the dense law the exchange rate reads,
     the paired gain over standard +g0 by slots for each recipe arm (bottom) and the four
     criteria of `verdict.decoupling_verdict` per arm, as computed."""
-    arms = [arm for arm in arms if arm == "paper" or df["path_label"].str.endswith(f" {arm}").any()]
+    arms = [arm for arm in arms if arm == PAPER or df["path_label"].str.endswith(f" {arm}").any()]
     fig, axes = _panels(len(depths) + 1, nrows=2, width=4.4, height=3.8)
     pooled_std = pooled_seed_std(df, metric)
     for ax, depth in zip(axes, depths):
@@ -242,8 +243,8 @@ def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=("paper",
     gains = slot_gain_table(df, metric=metric, depths=depths, arms=arms)
     for ax, depth in zip(axes[len(depths) + 1:], depths):
         plot.plot_gain_over_baseline(ax, gains, depth, metric=metric)
-    verdicts = {arm: decoupling_verdict(df if arm == "paper" else arm_rows(df, arm),
-                                        metric=metric, depths=depths, bootstrap=bootstrap)
+    verdicts = {arm: decoupling_verdict(arm_rows(df, arm), metric=metric, depths=depths,
+                                        bootstrap=bootstrap)
                 for arm in arms}
     plot.plot_verdict(axes[-1], verdicts)
     fig.legend(handles=_slot_legend(df, dotted="standard +g0 (seed mean)"),
@@ -321,9 +322,8 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
     for name in decoupling_sweeps:
         if runs_csv_path(name, results_dir).exists():
             rows = load_runs(name, results_dir)
-            metric = "bits_per_token" if (rows["task"] == "image").all() else "val_bpb"
             makers[f"decoupling_{name}"] = functools.partial(
-                fig_decoupling, rows, metric=metric, bootstrap=bootstrap, title=name)
+                fig_decoupling, rows, metric=plan_metric(rows), bootstrap=bootstrap, title=name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -34,11 +34,22 @@ SIGMAS = 3.0  # criterion 3: the gain must exceed this many standard errors
 VERDICT_COLUMNS = ["criterion", "estimate", "low", "high", "threshold", "holds", "detail"]
 
 
+PAPER = "paper"  # the recipe arm of the main MoVE rows
+
+
+def plan_metric(df: pd.DataFrame) -> str:
+    """The primary metric the decoupling plans name for a sweep's rows: bits per token of the
+    test images for the image task, BPB otherwise."""
+    return "bits_per_token" if (df["task"] == "image").all() else "val_bpb"
+
+
 def arm_rows(df: pd.DataFrame, arm: str) -> pd.DataFrame:
     """The rows with the MoVE runs of recipe arm `arm` (labels "<variant> <arm>") in place of
     the paper's MoVE runs: each takes its variant's display name and the role of its seed
     (the lowest seed "main", the others "seed"), so the analysis reads them as the main MoVE
-    rows; every other run keeps its row."""
+    rows; every other run keeps its row. `PAPER` is the rows as they are."""
+    if arm == PAPER:
+        return df
     suffix = f" {arm}"
     is_arm = df["path_label"].str.endswith(suffix)
     if not is_arm.any():
@@ -145,7 +156,7 @@ SLOT_GAIN_COLUMNS = ["depth", "arm", "slots", "path_label", "n", "gain", "low", 
 
 
 def slot_gain_table(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 6),
-                    baseline: str = "standard +g0", arms=("paper",),
+                    baseline: str = "standard +g0", arms=(PAPER,),
                     level: float = LEVEL) -> pd.DataFrame:
     """At each depth, for each recipe arm ("paper": the main MoVE rows; any other name: its
     `arm_rows`) and MoVE slot count: the paired gain metric(baseline) - metric(MoVE) over the
@@ -153,7 +164,7 @@ def slot_gain_table(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 6),
     alone), and the per-seed gains (a dict seed -> gain). Positive: the memory model is better."""
     rows = []
     for arm in arms:
-        arm_df = df if arm == "paper" else arm_rows(df, arm)
+        arm_df = arm_rows(df, arm)
         runs = arm_df[arm_df["role"].isin(("main", "seed"))]
         for depth in depths:
             at_depth = runs[runs["depth"] == depth]
