@@ -137,6 +137,10 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         except ValueError as err:
             raise UsageError(str(err)) from None
         source = "recomputed from model.pt"
+        if args.save:
+            source += f", saved to {inspection.save_diagnostics(args.run_dir, found)}"
+    elif args.save:
+        raise UsageError("--save keeps diagnostics recomputed from model.pt; add --recompute")
     if args.json:
         print(json.dumps(found, indent=1))
         return
@@ -378,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("run_dir", type=Path, help="a finished run (result.json [, model.pt])")
     inspect.add_argument("--recompute", action="store_true",
                          help="compute from model.pt and the data instead of reading result.json")
+    inspect.add_argument("--save", action="store_true",
+                         help="with --recompute: write them to the run's diagnostics.json (beside "
+                              "result.json, which stays as the run wrote it), where the analysis "
+                              "reads them for runs that did not record them (standard models)")
     inspect.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     inspect.add_argument("--cache-dir", type=Path,
                          help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")

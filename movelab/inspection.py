@@ -1,9 +1,12 @@
 """`movelab inspect --recompute`: every slot diagnostic of a finished text run, recomputed from
-its saved weights (model.pt) and its data. It sits above the training loop, whose data
+its saved weights (model.pt) and its data; `--save` keeps them in the run's diagnostics.json
+(`save_diagnostics`), so that a run whose loop did not record them (a standard model: BPB by
+token frequency) can be compared with the memory runs from committed files. It sits above the training loop, whose data
 preparation and file names it uses; movelab.diagnostics holds the measures themselves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import torch
 from movelab import diagnostics
 from movelab.model import GPT
 from movelab.training.config import RunConfig
-from movelab.training.record import MODEL
+from movelab.data import cache
+from movelab.training.record import MODEL, SAVED_DIAGNOSTICS, environment
 from movelab.training.tasks import prepare_data
 
 
@@ -31,3 +35,15 @@ def inspect_run(run_dir, cache_dir=None) -> dict:
     x, y = data.val_windows(run.model.seq_len, diagnostics.DIAGNOSTIC_WINDOWS)
     return diagnostics.memory_diagnostics(model, diagnostics.initial_memory_rows(run), data,
                                           counts, x, y)
+
+
+def save_diagnostics(run_dir, found: dict) -> Path:
+    """Write `found` (inspect_run's diagnostics) to run_dir/diagnostics.json with what they were
+    computed from: the sha256 of model.pt and the environment (git commit) that computed them."""
+    run_dir = Path(run_dir)
+    digest = hashlib.sha256((run_dir / MODEL).read_bytes()).hexdigest()
+    path = run_dir / SAVED_DIAGNOSTICS
+    cache.write_json_atomically(path, {"diagnostics": found, "computed_from": MODEL,
+                                       "model_sha256": digest, "environment": environment()},
+                                indent=1)
+    return path

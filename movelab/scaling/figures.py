@@ -21,8 +21,10 @@ from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       law_flags, main_rows, pooled_seed_std, pooled_slot_gain,
                                       repetition_table, select_joint_law, slot_doubling_gains,
                                       slot_gains_over_training, synthetic_recovery)
-from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
-                                  runs_csv_path)
+from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves,
+                                  load_frequency_bpb, load_runs, runs_csv_path)
+from movelab.scaling.secondary import (diagnostics_over_training, frequency_differences,
+                                       matched_comparisons)
 from movelab.scaling.verdict import (PAPER, arm_rows, claimed, decoupling_verdict, plan_metric,
                                     slot_gain_table)
 from movelab.variant import variant_order
@@ -266,6 +268,30 @@ def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=(PAPER, "
 
 
 @_styled
+def fig_decoupling_secondary(df, frequency, curves, *, depths=(4, 6),
+                             labels=("MoVE x16", "MoVE x1", "LaVE x1", "standard +g0"),
+                             title: str = "") -> Figure:
+    """(i) The secondary analyses of a decoupling sweep's plan (`movelab.scaling.secondary`):
+    per depth, val BPB minus standard by the input token's training frequency (top) and the
+    effective slot count along training (bottom); the matched comparisons (iso-FLOP, equal
+    total parameters) at the right."""
+    fig = Figure(figsize=(4.6 * (len(depths) + 1), 7.8), layout="constrained")
+    axes = fig.subplot_mosaic([[f"frequency {d}" for d in depths] + ["matched"],
+                               [f"slots {d}" for d in depths] + ["matched"]])
+    differences = frequency_differences(frequency, labels)
+    over_training = diagnostics_over_training(curves)
+    for depth in depths:
+        plot.plot_frequency_differences(axes[f"frequency {depth}"], differences, depth)
+        plot.plot_diagnostic_over_training(axes[f"slots {depth}"], over_training, depth)
+    matched = matched_comparisons(df)
+    plot.plot_matched_comparisons(axes["matched"], matched[matched["path_label"].isin(
+        ("MoVE x1", "MoVE x4", "MoVE x16", "LaVE x1")) | (matched["reference"] != "standard")])
+    fig.suptitle(f"{title or 'Decoupling sweep'}, {len(df)} runs: secondary analyses (PLAN.md; "
+                 "not part of the verdict)")
+    return fig
+
+
+@_styled
 def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: int = BOOTSTRAP,
                        start_grid: dict = QUICK_START_GRID) -> Figure:
     """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),
@@ -324,6 +350,10 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
             rows = load_runs(name, results_dir)
             makers[f"decoupling_{name}"] = functools.partial(
                 fig_decoupling, rows, metric=plan_metric(rows), bootstrap=bootstrap, title=name)
+            if plan_metric(rows) == "val_bpb":  # text runs record the slot diagnostics
+                makers[f"decoupling_secondary_{name}"] = functools.partial(
+                    fig_decoupling_secondary, rows, load_frequency_bpb(rows, name, results_dir),
+                    load_curves(rows, name, results_dir), title=name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -14,17 +14,26 @@ Derived columns:
 
 `load_curves` reads the runs' evaluation curves (results/<sweep>/runs/<run_id>/curve.csv) into
 one long table: run_id, path_label, depth, seed, then per evaluation step, tokens, epoch
-(epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb.
+(epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb, and the
+memory diagnostics of movelab.diagnostics (slot_effective_count, gate statistics, val_bpb_q1-q5)
+where a run recorded them (NaN elsewhere).
+
+`load_frequency_bpb` reads each run's final val BPB by token-frequency bucket: from result.json's
+"diagnostics", or for a run whose loop did not record them (standard models) from the
+diagnostics.json that `movelab inspect --recompute --save` computed from its model.pt.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from movelab.diagnostics import CURVE_COLUMNS as DIAGNOSTIC_COLUMNS
 from movelab.schema import COLUMN_TYPES, columns_of, role_from_groups
+from movelab.training.record import RESULT, SAVED_DIAGNOSTICS
 from movelab.variant import display_name
 
 # Columns the analysis reads; runs.csv (movelab.schema, results/README.md) has these and more.
@@ -92,7 +101,41 @@ def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
                                    epoch=curve["tokens"] / run.tokens_seen * run.epochs))
     if not curves:
         return pd.DataFrame(columns=CURVE_COLUMNS)
-    return pd.concat(curves, ignore_index=True)[list(CURVE_COLUMNS)]
+    curves = pd.concat(curves, ignore_index=True)
+    recorded = [c for c in DIAGNOSTIC_COLUMNS if c in curves.columns]
+    return curves[list(CURVE_COLUMNS) + recorded]
+
+
+FREQUENCY_COLUMNS = ("run_id", "path_label", "depth", "seed", "bucket", "occurrences_min",
+                     "occurrences_max", "positions", "val_bpb", "source")
+
+
+def run_diagnostics(run_dir: Path | str) -> tuple[dict | None, str]:
+    """A finished run's diagnostics and where they come from: result.json's, else the
+    diagnostics.json computed from its model.pt, else (None, "")."""
+    run_dir = Path(run_dir)
+    recorded = json.loads((run_dir / RESULT).read_text()).get("diagnostics")
+    if recorded is not None:
+        return recorded, RESULT
+    if (run_dir / SAVED_DIAGNOSTICS).exists():
+        return json.loads((run_dir / SAVED_DIAGNOSTICS).read_text())["diagnostics"], SAVED_DIAGNOSTICS
+    return None, ""
+
+
+def load_frequency_bpb(df: pd.DataFrame, sweep: str = "cpu-text",
+                       results_dir: Path | str | None = None) -> pd.DataFrame:
+    """One row per (run of `df`, frequency bucket): the final val BPB of the validation
+    positions whose input token is in that bucket of training occurrences (1 the rarest; the
+    buckets are equal shares of the same positions for every run at a depth). Runs with no
+    diagnostics anywhere are left out."""
+    rows = []
+    for run in df.itertuples():
+        found, source = run_diagnostics(runs_csv_path(sweep, results_dir).parent / "runs" / run.run_id)
+        for bucket in (found or {}).get("val_bpb_by_frequency", []):
+            rows.append({"run_id": run.run_id, "path_label": run.path_label, "depth": run.depth,
+                         "seed": run.seed, **{k: bucket[k] for k in FREQUENCY_COLUMNS[4:9]},
+                         "source": source})
+    return pd.DataFrame(rows, columns=FREQUENCY_COLUMNS)
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:

@@ -667,3 +667,92 @@ def plot_metric_vs_slots(ax: Axes, df: pd.DataFrame, column: str,
     limit_to(ax, drawn)
     ax.legend(fontsize="xx-small", ncol=2)
     return ax
+
+
+def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int) -> Axes:
+    """Each label's val BPB minus standard's per frequency bucket of the input token at one
+    depth (`secondary.frequency_differences`): the mean over seeds with its 95% t interval
+    (paired by seed), hollow where a label has one seed shared with standard (no interval)."""
+    rows = table[(table["depth"] == depth) & table["difference"].notna()]
+    if rows.empty:
+        return note(ax, f"d{depth}: no run with BPB by frequency beside a standard run yet")
+    labels = variant_order(rows["path_label"])
+    colors = label_colors(labels)
+    drawn = [0.0]
+    for k, label in enumerate(labels):
+        cells = rows[rows["path_label"] == label].sort_values("bucket")
+        at = cells["bucket"] + 0.12 * (k - (len(labels) - 1) / 2)
+        ax.plot(at, cells["difference"], color=colors[label], lw=1, alpha=0.6,
+                label=f"{label} (n {cells['n'].iloc[0]})")
+        for x, cell in zip(at, cells.itertuples()):
+            if np.isfinite(cell.low):
+                draw_interval(ax, x, cell.difference, cell.low, cell.high, vertical=True,
+                              color=colors[label])
+                drawn += [cell.low, cell.high]
+            else:  # one shared seed: its difference, no interval
+                ax.scatter(x, cell.difference, s=24, zorder=4, **hollow(colors[label]))
+            drawn.append(cell.difference)
+    ax.axhline(0, color="0.2", lw=0.8)
+    spans = rows.drop_duplicates("bucket").sort_values("bucket")
+    ax.set_xticks(spans["bucket"], [f"{b}\n{lo:,.0f}-\n{hi:,.0f}" for b, lo, hi in
+                                    zip(spans["bucket"], spans["occurrences_min"],
+                                        spans["occurrences_max"])], fontsize="x-small")
+    ax.set(xlabel="bucket of the input token's training occurrences (1: rarest)",
+           ylabel="val BPB minus standard (paired by seed)",
+           title=f"depth {depth}: whom does the memory help? Below 0: better\n"
+                 "mean, 95% t interval (n seeds); hollow: one seed, no interval")
+    ax.title.set_fontsize("small")
+    ax.legend(fontsize="x-small", loc="best")
+    limit_to(ax, drawn)
+    return ax
+
+
+def plot_diagnostic_over_training(ax: Axes, table: pd.DataFrame, depth: int,
+                                  column: str = "slot_effective_count") -> Axes:
+    """A slot diagnostic (`secondary.diagnostics_over_training`) against the fraction of
+    training at one depth, one line per MoVE label (seed mean, band +-1 seed std where 2+
+    seeds); recipe arms other than the paper's dashed."""
+    rows = table[(table["depth"] == depth) & table["path_label"].str.startswith("MoVE")]
+    if rows.empty or column not in rows or rows[column].isna().all():
+        return note(ax, f"d{depth}: no MoVE run recorded {column} yet")
+    colors = label_colors(variant_order(rows["path_label"]))
+    for label in variant_order(rows["path_label"]):
+        cells = rows[rows["path_label"] == label].sort_values("fraction")
+        other_recipe = len(label.split()) > 2  # "MoVE x4 symbreak": not the paper's recipe
+        ax.plot(cells["fraction"], cells[column], color=colors[label], lw=1.2,
+                ls="--" if other_recipe else "-", label=f"{label} (n {cells['n_seeds'].max()})")
+        spread = cells[f"{column}_std"]
+        if spread.notna().any():
+            ax.fill_between(cells["fraction"], cells[column] - spread, cells[column] + spread,
+                            color=colors[label], alpha=0.12, lw=0)
+    ax.set(xlabel="fraction of training", ylabel=column.replace("_", " "),
+           title=f"depth {depth}: {column.replace('_', ' ')} along training\n"
+                 "(1: a token's slots move as one)")
+    ax.title.set_fontsize("small")
+    ax.legend(fontsize="x-small", ncol=2, loc="best")
+    return ax
+
+
+def plot_matched_comparisons(ax: Axes, table: pd.DataFrame) -> Axes:
+    """Each tested row of `secondary.matched_comparisons`: the paired difference to its
+    matched reference with its 95% interval, labelled with what is matched and the cost
+    ratios; grey: +-the smallest difference detectable at 80% power."""
+    tested = table.dropna(subset=["low"])
+    if tested.empty:
+        return note(ax, "no matched pair shares 2+ seeds yet")
+    colors = label_colors(variant_order(tested["path_label"]))
+    rows = list(tested.itertuples())
+    for y, row in enumerate(rows):
+        ax.plot([-row.detectable, row.detectable], [y, y], color="0.8", lw=6,
+                solid_capstyle="butt", zorder=1)
+        draw_interval(ax, y, row.difference, row.low, row.high, color=colors[row.path_label])
+    ax.axvline(0, color="0.2", lw=0.8)
+    ax.set_yticks(range(len(rows)), [
+        f"d{r.depth} {r.path_label} vs {r.reference} (n {r.n})\n"
+        f"{r.matched or 'nothing'} matched: FLOPs {r.flops_ratio:.2f}x, total {r.total_ratio:.2f}x;"
+        f" Holm p {r.p_holm:.2g}" for r in rows], fontsize="x-small")
+    ax.invert_yaxis()
+    ax.set(xlabel="val BPB minus the reference, 95% interval\n(grey: +-smallest detectable, "
+                  "80% power)", title="matched comparisons (test split)")
+    ax.title.set_fontsize("small")
+    return ax

@@ -17,6 +17,9 @@ from movelab.data import cache
 from movelab.schema import CURVE_COLUMNS, curve_columns  # noqa: F401 (the loop asks record)
 
 RESULT, CURVE, CHECKPOINT, MODEL = "result.json", "curve.csv", "checkpoint.pt", "model.pt"
+# diagnostics computed after the run from its model.pt (`movelab inspect --save`): for runs whose
+# loop did not record them (standard models), beside result.json, never inside it
+SAVED_DIAGNOSTICS = "diagnostics.json"
 
 
 def now() -> str:
