@@ -140,7 +140,8 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         if args.save:
             source += f", saved to {inspection.save_diagnostics(args.run_dir, found)}"
     elif args.save:
-        raise UsageError("--save keeps diagnostics recomputed from model.pt; add --recompute")
+        raise UsageError(f"{path} already records the diagnostics; --save keeps ones computed "
+                         "from model.pt: add --recompute")
     if args.json:
         print(json.dumps(found, indent=1))
         return
@@ -383,9 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--recompute", action="store_true",
                          help="compute from model.pt and the data instead of reading result.json")
     inspect.add_argument("--save", action="store_true",
-                         help="with --recompute: write them to the run's diagnostics.json (beside "
-                              "result.json, which stays as the run wrote it), where the analysis "
-                              "reads them for runs that did not record them (standard models)")
+                         help="write the diagnostics computed from model.pt (a run that "
+                              "recorded none, e.g. a standard model, or with --recompute) to the "
+                              "run's diagnostics.json, beside result.json (which stays as the run "
+                              "wrote it); the analysis reads it for runs without recorded ones")
     inspect.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     inspect.add_argument("--cache-dir", type=Path,
                          help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")

@@ -17,7 +17,8 @@ SWEEP_LINE = re.compile(r'^SWEEP = "([^"]+)"', re.MULTILINE)
 
 # (notebook, the committed sweep it is pointed at instead of its own)
 CASES = [("03_text_scaling", "decouple-prose"), ("04_memory_decoupling", "decouple-prose"),
-         ("05_ablations", "decouple-prose"), ("08_decoupling_verdict", "decouple-prose")]
+         ("05_ablations", "decouple-prose"), ("08_decoupling_verdict", "decouple-prose"),
+         ("09_decoupling_secondary", "decouple-image")]
 
 
 def pointed_at(name: str, sweep: str):

@@ -270,7 +270,7 @@ def fig_decoupling(df, *, metric: str = "val_bpb", depths=(4, 6), arms=(PAPER, "
 @_styled
 def fig_decoupling_secondary(df, frequency, curves, *, depths=(4, 6),
                              labels=("MoVE x16", "MoVE x1", "LaVE x1", "standard +g0"),
-                             title: str = "") -> Figure:
+                             metric: str = "val_bpb", title: str = "") -> Figure:
     """(i) The secondary analyses of a decoupling sweep's plan (`movelab.scaling.secondary`):
     per depth, val BPB minus standard by the input token's training frequency (top) and the
     effective slot count along training (bottom); the matched comparisons (iso-FLOP, equal
@@ -283,9 +283,10 @@ def fig_decoupling_secondary(df, frequency, curves, *, depths=(4, 6),
     for depth in depths:
         plot.plot_frequency_differences(axes[f"frequency {depth}"], differences, depth)
         plot.plot_diagnostic_over_training(axes[f"slots {depth}"], over_training, depth)
-    matched = matched_comparisons(df)
+    matched = matched_comparisons(df, metric=metric)
     plot.plot_matched_comparisons(axes["matched"], matched[matched["path_label"].isin(
-        ("MoVE x1", "MoVE x4", "MoVE x16", "LaVE x1")) | (matched["reference"] != "standard")])
+        ("MoVE x1", "MoVE x4", "MoVE x16", "LaVE x1")) | (matched["reference"] != "standard")],
+        metric=metric)
     fig.suptitle(f"{title or 'Decoupling sweep'}, {len(df)} runs: secondary analyses (PLAN.md; "
                  "not part of the verdict)")
     return fig

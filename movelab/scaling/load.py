@@ -14,7 +14,8 @@ Derived columns:
 
 `load_curves` reads the runs' evaluation curves (results/<sweep>/runs/<run_id>/curve.csv) into
 one long table: run_id, path_label, depth, seed, then per evaluation step, tokens, epoch
-(epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb, and the
+(epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb (image
+runs: bits_per_token), and the
 memory diagnostics of movelab.diagnostics (slot_effective_count, gate statistics, val_bpb_q1-q5)
 where a run recorded them (NaN elsewhere).
 
@@ -82,6 +83,7 @@ def load_runs(sweep: str = "cpu-text", results_dir: Path | str | None = None) ->
 
 CURVE_COLUMNS = ("run_id", "path_label", "depth", "seed", "step", "tokens", "epoch", "train_loss",
                  "val_bpb")
+CURVE_METRICS = ("val_bpb", "bits_per_token")  # the text and image tasks' validation metrics
 
 
 def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
@@ -102,8 +104,9 @@ def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
     if not curves:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     curves = pd.concat(curves, ignore_index=True)
+    metrics = [c for c in CURVE_METRICS if c in curves.columns]  # val_bpb, or an image metric
     recorded = [c for c in DIAGNOSTIC_COLUMNS if c in curves.columns]
-    return curves[list(CURVE_COLUMNS) + recorded]
+    return curves[list(CURVE_COLUMNS[:-1]) + metrics + recorded]
 
 
 FREQUENCY_COLUMNS = ("run_id", "path_label", "depth", "seed", "bucket", "occurrences_min",

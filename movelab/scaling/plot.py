@@ -733,7 +733,7 @@ def plot_diagnostic_over_training(ax: Axes, table: pd.DataFrame, depth: int,
     return ax
 
 
-def plot_matched_comparisons(ax: Axes, table: pd.DataFrame) -> Axes:
+def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_bpb") -> Axes:
     """Each tested row of `secondary.matched_comparisons`: the paired difference to its
     matched reference with its 95% interval, labelled with what is matched and the cost
     ratios; grey: +-the smallest difference detectable at 80% power."""
@@ -752,7 +752,8 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame) -> Axes:
         f"{r.matched or 'nothing'} matched: FLOPs {r.flops_ratio:.2f}x, total {r.total_ratio:.2f}x;"
         f" Holm p {r.p_holm:.2g}" for r in rows], fontsize="x-small")
     ax.invert_yaxis()
-    ax.set(xlabel="val BPB minus the reference, 95% interval\n(grey: +-smallest detectable, "
-                  "80% power)", title="matched comparisons (test split)")
+    ax.set(xlabel=f"{METRIC_LABELS.get(metric, metric).split(' (')[0]} minus the reference, "
+                  "95% interval\n(grey: +-smallest detectable, 80% power)",
+           title="matched comparisons (test split)")
     ax.title.set_fontsize("small")
     return ax

@@ -1,0 +1,148 @@
+"""The decoupling plans' secondary analyses (movelab.scaling.secondary) on rows whose answers are
+known by construction, and the post-hoc diagnostics of a standard run that they read."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movelab.cli import main
+from movelab.scaling.load import load_frequency_bpb, run_diagnostics
+from movelab.scaling.secondary import (diagnostics_over_training, frequency_differences,
+                                       matched_comparisons, planned_comparisons)
+from test_scaling_analysis import runs
+
+SEED_OFFSETS = {0: 0.0, 1: 0.02, 2: -0.01}  # shared by every run of a seed (same batches)
+GAINS = {"move x4": -0.05, "lave x1": -0.01}  # val BPB minus standard, by construction
+
+
+def rows_with_a_control(control_split: str = "test"):
+    """d6: standard, LaVE x1 and MoVE x4 with seeds 0-2 and a dense control (seeds 0-2) whose
+    total parameters equal MoVE x4's, 0.03 better than MoVE x4; plus a dev-split control run
+    (a learning-rate choice) far better than everything, which must not enter."""
+    records = []
+    for seed, offset in SEED_OFFSETS.items():
+        for variant, total, flops, gain in (("standard", 1e6, 6e6, 0.0),
+                                            ("lave x1", 1.7e6, 6.01e6, GAINS["lave x1"]),
+                                            ("move x4", 4e6, 6.1e6, GAINS["move x4"])):
+            records.append({"variant": variant, "depth": 6, "seed": seed, "params_total": total,
+                            "flops_per_token_train": flops, "recipe": "eval_split=test",
+                            "role": "main" if seed == 0 else "seed",
+                            "val_bpb": 2.0 + offset + gain})
+        records.append({"variant": "dense w240", "depth": 6, "seed": seed, "params_total": 4.02e6,
+                        "flops_per_token_train": 2.6e7, "recipe": f"eval_split={control_split}",
+                        "role": "control", "val_bpb": 2.0 + offset + GAINS["move x4"] - 0.03})
+    records.append({"variant": "dense w240", "depth": 6, "seed": 3, "params_total": 4.02e6,
+                    "flops_per_token_train": 2.6e7, "recipe": "lr=0.02", "role": "control",
+                    "val_bpb": 1.0})
+    df = runs(records)
+    df.loc[df["variant"] == "dense w240", "value_path"] = "standard"  # a wider standard model
+    return df.assign(task="text", path_label=df["variant"].map(
+        lambda v: {"standard": "standard", "lave x1": "LaVE x1", "move x4": "MoVE x4"}.get(v, v)))
+
+
+def test_matched_comparisons_pair_by_seed_and_say_what_is_matched():
+    df = rows_with_a_control()
+    assert planned_comparisons(df) == [(6, "LaVE x1", "standard"), (6, "MoVE x4", "standard"),
+                                       (6, "MoVE x4", "dense w240")]
+    table = matched_comparisons(df).set_index(["path_label", "reference"])
+    move = table.loc[("MoVE x4", "standard")]
+    assert move["difference"] == pytest.approx(GAINS["move x4"])
+    assert move["test"] == "paired t" and move["n"] == "3"  # the dev run (seed 3) is not in it
+    assert move["matched"] == "FLOPs" and move["flops_ratio"] == pytest.approx(6.1 / 6)
+    control = table.loc[("MoVE x4", "dense w240")]
+    assert control["matched"] == "total params" and control["total_ratio"] == pytest.approx(4 / 4.02)
+    assert control["difference"] == pytest.approx(0.03) and control["n"] == "3"
+    # seed offsets cancel in the pairs: identical differences across seeds, nothing to test
+    assert np.isnan(move["p"]) and np.isnan(move["p_holm"])
+
+
+def test_a_dev_split_control_is_never_compared():
+    df = rows_with_a_control(control_split="dev")
+    assert all(reference == "standard" for _, _, reference in planned_comparisons(df))
+    table = matched_comparisons(df, [(6, "MoVE x4", "dense w240")])
+    assert table.loc[0, "n_reference"] == 0 and table.loc[0, "test"] == ""
+
+
+def test_noisy_pairs_get_an_interval_and_a_holm_family():
+    df = rows_with_a_control()
+    rng = np.random.default_rng(0)
+    df["val_bpb"] += rng.normal(0, 0.003, len(df))
+    table = matched_comparisons(df)
+    assert (table["low"] < table["difference"]).all() and (table["difference"] < table["high"]).all()
+    assert (table["p_holm"] >= table["p"]).all()
+    move = table[(table["path_label"] == "MoVE x4") & (table["reference"] == "standard")].iloc[0]
+    assert move["low"] < GAINS["move x4"] < move["high"]
+
+
+def frequency_rows(depth=4, gains=None, seeds=(0, 1, 2), one_seed=("MoVE x16",)):
+    """load_frequency_bpb-shaped rows: 5 buckets; each label's BPB minus standard's per bucket
+    is gains[label][bucket], the same at every seed (seed offsets shared)."""
+    gains = gains or {"MoVE x4": [-0.08, -0.05, -0.03, -0.02, -0.01], "MoVE x16": [-0.1] * 5}
+    records = []
+    for label in ["standard", *gains]:
+        for seed in (seeds[:1] if label in one_seed else seeds):
+            for bucket in range(1, 6):
+                records.append({"run_id": f"{label}-{seed}", "path_label": label, "depth": depth,
+                                "seed": seed, "bucket": bucket, "occurrences_min": 10 ** bucket,
+                                "occurrences_max": 10 ** (bucket + 1), "positions": 100,
+                                "val_bpb": 2.0 + SEED_OFFSETS[seed] + 0.1 * bucket
+                                + (gains[label][bucket - 1] if label in gains else 0.0),
+                                "source": "result.json"})
+    return pd.DataFrame(records)
+
+
+def test_frequency_differences_recover_the_constructed_gain_per_bucket():
+    table = frequency_differences(frequency_rows(), ["MoVE x4", "MoVE x16"])
+    move = table[table["path_label"] == "MoVE x4"].sort_values("bucket")
+    assert move["difference"].to_numpy() == pytest.approx([-0.08, -0.05, -0.03, -0.02, -0.01])
+    assert set(move["test"]) == {"paired t"} and set(move["n"]) == {"3"}
+    one = table[table["path_label"] == "MoVE x16"]
+    assert set(one["test"]) == {"one seed"} and one["low"].isna().all()  # a lead, not a test
+    assert one["difference"].to_numpy() == pytest.approx([-0.1] * 5)
+    assert table["occurrences_min"].tolist()[:1] == [10]
+
+
+def test_diagnostics_over_training_are_seed_means_at_each_fraction():
+    curves = pd.DataFrame([{"run_id": f"r{seed}", "path_label": "MoVE x4", "depth": 4,
+                            "seed": seed, "tokens": tokens, "slot_effective_count": value}
+                           for seed, values in ((0, (1.0, 1.4)), (1, (1.2, 1.8)))
+                           for tokens, value in zip((500, 1000), values)])
+    table = diagnostics_over_training(curves).set_index("fraction")
+    assert table.loc[0.5, "slot_effective_count"] == pytest.approx(1.1)
+    assert table.loc[1.0, "slot_effective_count"] == pytest.approx(1.6)
+    assert table.loc[1.0, "slot_effective_count_std"] == pytest.approx(np.std([1.4, 1.8], ddof=1))
+    assert set(table["n_seeds"]) == {2}
+
+
+def test_a_standard_runs_diagnostics_saved_from_its_model_are_what_the_analysis_reads(
+        tmp_path, capsys):
+    from movelab.config import build_config
+    from movelab.training.config import RunConfig, TrainConfig
+    from movelab.training.loop import train
+
+    run_dir = tmp_path / "mini" / "runs" / "abc"
+    run = RunConfig(build_config(depth=2, width=32, heads=1, vocab_size=64, seq_len=24),
+                    TrainConfig(corpus="recall:K=2,tokens=30000", tokens=24 * 8 * 4,
+                                batch_size=8, evals=1))
+    train(run, run_dir, progress=False)
+    assert run_diagnostics(run_dir) == (None, "")  # a standard run records none
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir), "--save", "--json",  # none recorded: from model.pt
+                 "--cache-dir", str(tmp_path / "cache")]) in (0, None)
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run_dir / "diagnostics.json").read_text())
+    assert saved["diagnostics"] == printed and len(saved["model_sha256"]) == 64
+    assert json.loads((run_dir / "result.json").read_text()).get("diagnostics") is None
+    df = pd.DataFrame([{"run_id": "abc", "path_label": "standard", "depth": 2, "seed": 0}])
+    frequency = load_frequency_bpb(df, "mini", tmp_path)
+    assert list(frequency["bucket"]) == [1, 2, 3, 4, 5] and set(frequency["source"]) == {"diagnostics.json"}
+    assert frequency["val_bpb"].tolist() == [b["val_bpb"] for b in printed["val_bpb_by_frequency"]]
+    # where result.json has them, they are what is read, and --save (nothing recomputed) refuses
+    result = json.loads((run_dir / "result.json").read_text())
+    recorded = {**printed, "val_bpb_by_frequency": printed["val_bpb_by_frequency"][:1]}
+    (run_dir / "result.json").write_text(json.dumps({**result, "diagnostics": recorded}))
+    assert run_diagnostics(run_dir) == (recorded, "result.json")
+    assert main(["inspect", str(run_dir), "--save"]) == 2
+    assert "add --recompute" in capsys.readouterr().err
