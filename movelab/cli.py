@@ -168,12 +168,18 @@ def cmd_cfg_scale(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from movelab import sweep as sweeps
 
+    if args.from_dir is not None and args.action != "collect":
+        raise UsageError(f"--from applies to `movelab sweep collect`, not `{args.action}`")
     sweep = sweeps.load_sweep(args.name, args.results_dir)
     if args.action == "plan":
         print_plan(plan_sweep_from_args(sweep, args), args.json)
     elif args.action == "status":
         print(sweeps.format_status(sweep))
     elif args.action == "collect":
+        if args.from_dir is not None:
+            copied = sweeps.import_finished(sweep, args.from_dir)
+            print(f"copied the records of {len(copied)} run(s) from {args.from_dir / sweep.name}"
+                  + "".join(f"\n  {run_id}" for run_id in copied))
         print(f"wrote {sweeps.consolidate(sweep)}")
     else:
         options = sweeps.JobOptions(args.partition, args.gpus_per_job, args.cpus_per_job,
@@ -401,11 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="A sweep is results/<name>/sweep.toml (see movelab/sweep.py for the format). "
                     "`run` trains every run that is not done (found by config hash), resuming "
                     "stopped ones; `status` lists done / running / stopped / missing; `collect` "
-                    "rewrites results/<name>/runs.csv from the finished runs; `plan` prints what "
+                    "rewrites results/<name>/runs.csv from the finished runs (with --from, after "
+                    "copying in the runs finished elsewhere); `plan` prints what "
                     "every run will cost before it trains (see `movelab plan --help`).",
         epilog="examples:\n  movelab sweep plan cpu-text\n"
                "  movelab sweep plan gpu-paper --profile h200 --gpus-per-job 8 --json\n"
                "  movelab sweep run cpu-text --jobs 2 --threads-per-job 1\n"
+               "  movelab sweep collect decouple-prose --from ../run-prose/results\n"
                "  movelab sweep run gpu-text --executor slurm --partition gpu --gpus-per-job 8 "
                "--cpus-per-job 64 --time-limit 720",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -419,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch threads per run (default 1: on 2 cores two 1-thread runs "
                             "beat one 2-thread run, see docs/research-log.md)")
     sweep.add_argument("--group", help="only the runs of this group of the sweep")
+    sweep.add_argument("--from", dest="from_dir", type=Path, metavar="RESULTS_DIR",
+                       help="collect: first copy the records (result.json, curve.csv, run.json, "
+                            "diagnostics.json, artefacts; not weights, checkpoints or logs) of "
+                            "the runs finished under RESULTS_DIR/<name>/runs/ (a worktree's or "
+                            "another machine's results/) that are not here; nothing here is "
+                            "overwritten")
     sweep.add_argument("--executor", choices=EXECUTORS, default="subprocess",
                        help="subprocess (default): child processes here; local: submitit jobs "
                             "here; slurm: one SLURM job per run (submitit logs in "

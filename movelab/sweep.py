@@ -47,7 +47,9 @@ from movelab import diagnostics, schema
 from movelab.accounting import PARAM_GROUPS, analytic_costs
 from movelab.config import (VALUE_PATHS, ConfigError, ModelConfig, build_config, check_number,
                             unknown_keys)
-from movelab.training import claim
+from movelab.data.cache import write_atomically
+from movelab.training import claim, record
+from movelab.training.claim import LOCK
 from movelab.training.config import ImageConfig, RunConfig, TrainConfig, is_image_corpus
 from movelab.training.record import result_summary
 from movelab.variant import MODEL_KEYS, Variant
@@ -540,8 +542,6 @@ def _ready(sweep: Sweep, planned: PlannedRun) -> Path:
 
 def consolidate(sweep: Sweep) -> Path:
     """results/<sweep>/runs.csv: one row per finished run of the sweep, sorted."""
-    from movelab.data.cache import write_atomically
-
     rows = []
     for planned in sweep.runs:
         path = sweep.run_dir(planned) / "result.json"
@@ -561,6 +561,36 @@ def consolidate(sweep: Sweep) -> Path:
     writer.writerows(rows)
     write_atomically(out, buffer.getvalue().encode())  # sweeps side by side never tear it
     return out
+
+
+# what a run folder holds besides its record (.gitignore keeps them out of git): the weights,
+# the resumable state, the claim and the log
+NOT_RECORDED = (record.CHECKPOINT, record.MODEL, LOCK, "train.log")
+
+
+def import_finished(sweep: Sweep, source: Path) -> list[str]:
+    """Copy the record of every finished run of `sweep` found under the results folder
+    `source` (e.g. a worktree's results/, or another machine's) into this sweep's runs/: each
+    file of the run folder but NOT_RECORDED and hidden ones (partial writes), for runs that are
+    not finished here, and files a finished run here lacks (a diagnostics.json saved later).
+    Nothing here is overwritten. Returns the run ids that gained files."""
+    source_sweep = Path(source) / sweep.name / "runs"
+    if not source_sweep.is_dir():
+        raise ConfigError(f"{source_sweep} does not exist: --from takes a results folder that "
+                          f"holds {sweep.name}/runs/")
+    changed = []
+    for planned in sweep.runs:
+        origin, here = source_sweep / planned.run_id, sweep.run_dir(planned)
+        if origin.resolve() == here.resolve() or not (origin / record.RESULT).exists():
+            continue
+        files = [f for f in sorted(origin.iterdir()) if f.is_file() and not f.name.startswith(".")
+                 and f.name not in NOT_RECORDED and not (here / f.name).exists()]
+        for f in files:
+            here.mkdir(parents=True, exist_ok=True)
+            write_atomically(here / f.name, f.read_bytes())
+        if files:
+            changed.append(planned.run_id)
+    return changed
 
 
 def csv_row(result: dict, planned: PlannedRun) -> dict:

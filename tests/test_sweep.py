@@ -119,3 +119,51 @@ variants = ["standard", "move x2"]
     messages.clear()
     run_sweep(sweep, jobs=2, log=messages.append)  # nothing left to do
     assert messages[0].startswith("tiny: 0 runs to train (2 done)")
+
+
+def test_collect_from_another_results_folder_copies_records_only_and_overwrites_nothing(
+        tmp_path, capsys):
+    from movelab.cli import main
+    from movelab.sweep import import_finished
+
+    body = f"""
+[[group]]
+name = "grid"
+depths = [2]
+variants = ["standard", "move x2", "lave x1"]
+{TINY_MODEL}
+"""
+    here = write_sweep(tmp_path / "main", "wiki", body)
+    there = write_sweep(tmp_path / "worktree", "wiki", body)
+    finished, stopped, done_here = (p.run_id for p in there.runs)
+    record_files = {"result.json": "{}", "curve.csv": "step\n", "run.json": "{}",
+                    "diagnostics.json": "{}"}
+    not_records = {"model.pt": "w", "checkpoint.pt": "c", "train.log": "log", ".lock": "pid",
+                   ".result.json.partial-1": "half"}
+    for run_id, files in ((finished, {**record_files, **not_records}),
+                          (stopped, {"checkpoint.pt": "c", "train.log": "log"}),
+                          (done_here, {"result.json": "THERE", "diagnostics.json": "saved later"}),
+                          ("0123456789ab", record_files)):  # not a run of this sweep
+        folder = tmp_path / "worktree" / "tiny" / "runs" / run_id
+        folder.mkdir(parents=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    mine = tmp_path / "main" / "tiny" / "runs" / done_here
+    mine.mkdir(parents=True)
+    (mine / "result.json").write_text("HERE")
+
+    assert import_finished(here, tmp_path / "worktree") == [finished, done_here]
+    runs = tmp_path / "main" / "tiny" / "runs"
+    assert sorted(p.name for p in (runs / finished).iterdir()) == sorted(record_files)
+    assert not (runs / stopped).exists() and not (runs / "0123456789ab").exists()
+    assert (mine / "result.json").read_text() == "HERE"  # never overwritten
+    assert (mine / "diagnostics.json").read_text() == "saved later"
+    assert import_finished(here, tmp_path / "worktree") == []  # nothing new the second time
+
+    assert main(["sweep", "collect", "tiny", "--results-dir", str(tmp_path / "main"),
+                 "--from", str(tmp_path / "nowhere")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "does not exist" in error
+    assert main(["sweep", "status", "tiny", "--results-dir", str(tmp_path / "main"),
+                 "--from", str(tmp_path / "worktree")]) == 2
+    assert "--from applies to" in capsys.readouterr().err
