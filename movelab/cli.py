@@ -124,6 +124,9 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         raise UsageError(f"cannot read {path} ({err}); give a finished run's folder") from None
     found = result.get("diagnostics")
     source = "recorded in result.json"
+    if args.save and found is not None:
+        raise UsageError(f"{path} already records the diagnostics, which the analysis reads; "
+                         "--save is for runs that record none (standard models)")
     if args.recompute or found is None:
         if not (args.run_dir / "model.pt").exists():
             raise UsageError(f"{args.run_dir} has no recorded diagnostics and no model.pt to "
@@ -139,9 +142,6 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         source = "recomputed from model.pt"
         if args.save:
             source += f", saved to {inspection.save_diagnostics(args.run_dir, found)}"
-    elif args.save:
-        raise UsageError(f"{path} already records the diagnostics; --save keeps ones computed "
-                         "from model.pt: add --recompute")
     if args.json:
         print(json.dumps(found, indent=1))
         return
@@ -390,10 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--recompute", action="store_true",
                          help="compute from model.pt and the data instead of reading result.json")
     inspect.add_argument("--save", action="store_true",
-                         help="write the diagnostics computed from model.pt (a run that "
-                              "recorded none, e.g. a standard model, or with --recompute) to the "
-                              "run's diagnostics.json, beside result.json (which stays as the run "
-                              "wrote it); the analysis reads it for runs without recorded ones")
+                         help="for a run whose result.json records no diagnostics (a standard "
+                              "model): write the ones computed from its model.pt to the run's "
+                              "diagnostics.json, beside result.json (which stays as the run "
+                              "wrote it), where the analysis reads them")
     inspect.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     inspect.add_argument("--cache-dir", type=Path,
                          help="data cache (default $MOVELAB_CACHE, else ~/.cache/movelab)")

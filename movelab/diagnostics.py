@@ -33,15 +33,12 @@ import numpy as np
 import torch
 
 from movelab.model import GPT, LaveMix, MoveMix, StandardGate
+from movelab.schema import DIAGNOSTIC_CURVE_COLUMNS, FREQUENCY_BUCKETS
 
 TOP_IDS = 256
 DIAGNOSTIC_WINDOWS = 64
-FREQUENCY_BUCKETS = 5
 RARE_OCCURRENCES = 10
-# what a curve.csv row of a memory run carries besides the loss (empty where not defined)
-CURVE_COLUMNS = ("slot_effective_count", "g0_mean", "gate_mean", "gate_std_across_slots",
-                 "gate_std_across_tokens",
-                 *(f"val_bpb_q{i + 1}" for i in range(FREQUENCY_BUCKETS)))
+CURVE_COLUMNS = DIAGNOSTIC_CURVE_COLUMNS  # what a memory run's curve.csv rows carry (schema)
 
 
 def memory_rows(model: GPT) -> torch.Tensor | None:

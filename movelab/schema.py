@@ -183,8 +183,20 @@ def role_from_groups(groups: str) -> str:
     return run_role(group_role(name) for name in groups.split(";") if name)
 
 
-# curve.csv, one row per evaluation (a memory run's rows also carry
-# movelab.diagnostics.CURVE_COLUMNS); the last is the task's validation metric
+# a run folder's record files that the analysis reads (movelab.training.record writes them):
+# result.json, and diagnostics.json, computed after the run from its model.pt by
+# `movelab inspect --recompute --save` for runs whose loop recorded none (standard models)
+RESULT, SAVED_DIAGNOSTICS = "result.json", "diagnostics.json"
+
+# val BPB by token frequency (movelab.diagnostics): this many equal shares of the positions
+FREQUENCY_BUCKETS = 5
+# what a curve.csv row of a memory run carries besides the loss (empty where not defined)
+DIAGNOSTIC_CURVE_COLUMNS = ("slot_effective_count", "g0_mean", "gate_mean",
+                            "gate_std_across_slots", "gate_std_across_tokens",
+                            *(f"val_bpb_q{i + 1}" for i in range(FREQUENCY_BUCKETS)))
+
+# curve.csv, one row per evaluation (a memory run's rows also carry DIAGNOSTIC_CURVE_COLUMNS);
+# the last is the task's validation metric
 CURVE_TABLE = (
     Row(("step",), "int", "optimizer steps so far"),
     Row(("tokens",), "int", "training tokens so far"),

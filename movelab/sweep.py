@@ -568,12 +568,15 @@ def consolidate(sweep: Sweep) -> Path:
 NOT_RECORDED = (record.CHECKPOINT, record.MODEL, LOCK, "train.log")
 
 
-def import_finished(sweep: Sweep, source: Path) -> list[str]:
+def import_finished(sweep: Sweep, source: Path, log=print) -> list[str]:
     """Copy the record of every finished run of `sweep` found under the results folder
     `source` (e.g. a worktree's results/, or another machine's) into this sweep's runs/: each
-    file of the run folder but NOT_RECORDED and hidden ones (partial writes), for runs that are
-    not finished here, and files a finished run here lacks (a diagnostics.json saved later).
-    Nothing here is overwritten. Returns the run ids that gained files."""
+    file of the run folder but NOT_RECORDED and hidden ones (partial writes), result.json last
+    (it marks the run done), for runs that are not finished here; and the files a finished run
+    here lacks (a diagnostics.json saved later) only when both result.json files are the same
+    bytes (the same execution). A run being trained here (a live claim) is skipped, and so is a
+    run finished in both places by different executions, each said through `log`. Nothing here
+    is overwritten. Returns the run ids that gained files."""
     source_sweep = Path(source) / sweep.name / "runs"
     if not source_sweep.is_dir():
         raise ConfigError(f"{source_sweep} does not exist: --from takes a results folder that "
@@ -583,8 +586,17 @@ def import_finished(sweep: Sweep, source: Path) -> list[str]:
         origin, here = source_sweep / planned.run_id, sweep.run_dir(planned)
         if origin.resolve() == here.resolve() or not (origin / record.RESULT).exists():
             continue
-        files = [f for f in sorted(origin.iterdir()) if f.is_file() and not f.name.startswith(".")
-                 and f.name not in NOT_RECORDED and not (here / f.name).exists()]
+        if (here / LOCK).exists() and claim.alive(claim.holder(here)):
+            log(f"  skipped {planned.run_id}: it is being trained here ({here / LOCK})")
+            continue
+        if (here / record.RESULT).exists() and \
+                (here / record.RESULT).read_bytes() != (origin / record.RESULT).read_bytes():
+            log(f"  skipped {planned.run_id}: finished here and there by different executions "
+                f"(their {record.RESULT} differ); nothing copied")
+            continue
+        files = sorted((f for f in origin.iterdir() if f.is_file() and not f.name.startswith(".")
+                        and f.name not in NOT_RECORDED and not (here / f.name).exists()),
+                       key=lambda f: (f.name == record.RESULT, f.name))
         for f in files:
             here.mkdir(parents=True, exist_ok=True)
             write_atomically(here / f.name, f.read_bytes())

@@ -72,3 +72,17 @@ def test_imports_go_downward(path):
     upward = sorted(m for m in movelab_imports(path)
                     if m in LAYER_OF and LAYER_OF[m] > LAYER_OF.get(me, -1))
     assert not upward, f"{me} ({list(LAYERS)[LAYER_OF[me]]}) imports from above: {upward}"
+
+
+def test_the_analysis_layer_reads_rows_without_torch():
+    """Loading, analysing and plotting committed rows needs no torch (notebooks and figures
+    start fast, and the analysis never reaches into the model or the training loop)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, movelab.scaling.figures, movelab.scaling.secondary, movelab.scaling.verdict; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('movelab.training')"
+            " or m in ('movelab.model', 'movelab.diagnostics')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent).stdout.strip()
+    assert loaded == "[]", f"the analysis layer imports {loaded}"

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from movelab.cli import main
 from movelab.scaling.load import load_frequency_bpb, run_diagnostics
@@ -18,40 +19,48 @@ GAINS = {"move x4": -0.05, "lave x1": -0.01}  # val BPB minus standard, by const
 
 
 def rows_with_a_control(control_split: str = "test"):
-    """d6: standard, LaVE x1 and MoVE x4 with seeds 0-2 and a dense control (seeds 0-2) whose
-    total parameters equal MoVE x4's, 0.03 better than MoVE x4; plus a dev-split control run
-    (a learning-rate choice) far better than everything, which must not enter."""
-    records = []
-    for seed, offset in SEED_OFFSETS.items():
-        for variant, total, flops, gain in (("standard", 1e6, 6e6, 0.0),
-                                            ("lave x1", 1.7e6, 6.01e6, GAINS["lave x1"]),
-                                            ("move x4", 4e6, 6.1e6, GAINS["move x4"])):
+    """d6: standard and MoVE x4 (paper and symbreak, the same size) with seeds 0-2, LaVE x1 with
+    seeds 2 and 0 only (listed in that order), and a dense control (seeds 0-2) whose total
+    parameters equal MoVE x4's, 0.03 better than MoVE x4; listed first, a dev-split run of the
+    same control at seed 0 (a learning-rate choice) far better than everything, which must not
+    enter."""
+    records = [{"variant": "dense w240", "depth": 6, "seed": 0, "params_total": 4.02e6,
+                "flops_per_token_train": 2.6e7, "recipe": "lr=0.02", "role": "control",
+                "val_bpb": 1.0}]
+    cells = (("move x4 symbreak", 4e6, 6.1e6, GAINS["move x4"], (0, 1, 2)),
+             ("standard", 1e6, 6e6, 0.0, (0, 1, 2)),
+             ("lave x1", 1.7e6, 6.01e6, GAINS["lave x1"], (2, 0)),
+             ("move x4", 4e6, 6.1e6, GAINS["move x4"], (0, 1, 2)))
+    for variant, total, flops, gain, seeds in cells:
+        for seed in seeds:
             records.append({"variant": variant, "depth": 6, "seed": seed, "params_total": total,
                             "flops_per_token_train": flops, "recipe": "eval_split=test",
                             "role": "main" if seed == 0 else "seed",
-                            "val_bpb": 2.0 + offset + gain})
+                            "val_bpb": 2.0 + SEED_OFFSETS[seed] + gain})
+    for seed, offset in SEED_OFFSETS.items():
         records.append({"variant": "dense w240", "depth": 6, "seed": seed, "params_total": 4.02e6,
                         "flops_per_token_train": 2.6e7, "recipe": f"eval_split={control_split}",
                         "role": "control", "val_bpb": 2.0 + offset + GAINS["move x4"] - 0.03})
-    records.append({"variant": "dense w240", "depth": 6, "seed": 3, "params_total": 4.02e6,
-                    "flops_per_token_train": 2.6e7, "recipe": "lr=0.02", "role": "control",
-                    "val_bpb": 1.0})
     df = runs(records)
     df.loc[df["variant"] == "dense w240", "value_path"] = "standard"  # a wider standard model
-    return df.assign(task="text", path_label=df["variant"].map(
-        lambda v: {"standard": "standard", "lave x1": "LaVE x1", "move x4": "MoVE x4"}.get(v, v)))
+    labels = {"standard": "standard", "lave x1": "LaVE x1", "move x4": "MoVE x4",
+              "move x4 symbreak": "MoVE x4 symbreak"}
+    return df.assign(task="text", path_label=df["variant"].map(lambda v: labels.get(v, v)))
 
 
 def test_matched_comparisons_pair_by_seed_and_say_what_is_matched():
     df = rows_with_a_control()
-    assert planned_comparisons(df) == [(6, "LaVE x1", "standard"), (6, "MoVE x4", "standard"),
-                                       (6, "MoVE x4", "dense w240")]
+    assert planned_comparisons(df) == [
+        (6, "MoVE x4 symbreak", "standard"), (6, "LaVE x1", "standard"),
+        (6, "MoVE x4", "standard"), (6, "MoVE x4", "dense w240")]  # the paper's arm, not the tie
     table = matched_comparisons(df).set_index(["path_label", "reference"])
     move = table.loc[("MoVE x4", "standard")]
     assert move["difference"] == pytest.approx(GAINS["move x4"])
-    assert move["test"] == "paired t" and move["n"] == "3"  # the dev run (seed 3) is not in it
+    assert move["test"] == "paired t" and move["n"] == "3"
     assert move["matched"] == "FLOPs" and move["flops_ratio"] == pytest.approx(6.1 / 6)
-    control = table.loc[("MoVE x4", "dense w240")]
+    lave = table.loc[("LaVE x1", "standard")]  # paired by seed label: seeds 2 and 0
+    assert lave["n"] == "2" and lave["difference"] == pytest.approx(GAINS["lave x1"])
+    control = table.loc[("MoVE x4", "dense w240")]  # the dev run at seed 0 (1.0) is not in it
     assert control["matched"] == "total params" and control["total_ratio"] == pytest.approx(4 / 4.02)
     assert control["difference"] == pytest.approx(0.03) and control["n"] == "3"
     # seed offsets cancel in the pairs: identical differences across seeds, nothing to test
@@ -65,15 +74,23 @@ def test_a_dev_split_control_is_never_compared():
     assert table.loc[0, "n_reference"] == 0 and table.loc[0, "test"] == ""
 
 
-def test_noisy_pairs_get_an_interval_and_a_holm_family():
+def test_noisy_pairs_get_an_interval_and_holm_within_the_depth():
     df = rows_with_a_control()
     rng = np.random.default_rng(0)
     df["val_bpb"] += rng.normal(0, 0.003, len(df))
     table = matched_comparisons(df)
     assert (table["low"] < table["difference"]).all() and (table["difference"] < table["high"]).all()
-    assert (table["p_holm"] >= table["p"]).all()
     move = table[(table["path_label"] == "MoVE x4") & (table["reference"] == "standard")].iloc[0]
-    assert move["low"] < GAINS["move x4"] < move["high"]
+    at = df.set_index(["path_label", "seed"])["val_bpb"]
+    pairs = np.array([at["MoVE x4", s] - at["standard", s] for s in (0, 1, 2)])
+    half = stats.t.ppf(0.975, 2) * pairs.std(ddof=1) / np.sqrt(3)  # t interval on 2 dof
+    assert (move["low"], move["high"]) == pytest.approx((pairs.mean() - half, pairs.mean() + half))
+    # one depth, four tests: Holm multiplies the k-th smallest p by 4 - k (k from 0), running max
+    p = table["p"].to_numpy()
+    order = np.argsort(p)
+    expected = np.maximum.accumulate(np.minimum(1, p[order] * np.array([4, 3, 2, 1])))
+    assert table["p_holm"].to_numpy()[order] == pytest.approx(expected)
+    assert set(table["holm_m"]) == {4}
 
 
 def frequency_rows(depth=4, gains=None, seeds=(0, 1, 2), one_seed=("MoVE x16",)):
@@ -105,15 +122,17 @@ def test_frequency_differences_recover_the_constructed_gain_per_bucket():
 
 
 def test_diagnostics_over_training_are_seed_means_at_each_fraction():
-    curves = pd.DataFrame([{"run_id": f"r{seed}", "path_label": "MoVE x4", "depth": 4,
+    # seed 2's last evaluation recorded no diagnostic: its first is still at half of training
+    curves = pd.DataFrame([{"run_id": f"r{seed}", "path_label": "MoVE x4", "depth": 4, "slots": 8,
                             "seed": seed, "tokens": tokens, "slot_effective_count": value}
-                           for seed, values in ((0, (1.0, 1.4)), (1, (1.2, 1.8)))
+                           for seed, values in ((0, (1.0, 1.4)), (1, (1.2, 1.8)), (2, (1.1, None)))
                            for tokens, value in zip((500, 1000), values)])
     table = diagnostics_over_training(curves).set_index("fraction")
     assert table.loc[0.5, "slot_effective_count"] == pytest.approx(1.1)
+    assert table.loc[0.5, "n_seeds"] == 3 and table.loc[1.0, "n_seeds"] == 2
     assert table.loc[1.0, "slot_effective_count"] == pytest.approx(1.6)
     assert table.loc[1.0, "slot_effective_count_std"] == pytest.approx(np.std([1.4, 1.8], ddof=1))
-    assert set(table["n_seeds"]) == {2}
+    assert set(table["slots"]) == {8}
 
 
 def test_a_standard_runs_diagnostics_saved_from_its_model_are_what_the_analysis_reads(
@@ -139,10 +158,10 @@ def test_a_standard_runs_diagnostics_saved_from_its_model_are_what_the_analysis_
     frequency = load_frequency_bpb(df, "mini", tmp_path)
     assert list(frequency["bucket"]) == [1, 2, 3, 4, 5] and set(frequency["source"]) == {"diagnostics.json"}
     assert frequency["val_bpb"].tolist() == [b["val_bpb"] for b in printed["val_bpb_by_frequency"]]
-    # where result.json has them, they are what is read, and --save (nothing recomputed) refuses
+    # where result.json has them, they are what is read, and --save refuses (it would be unread)
     result = json.loads((run_dir / "result.json").read_text())
     recorded = {**printed, "val_bpb_by_frequency": printed["val_bpb_by_frequency"][:1]}
     (run_dir / "result.json").write_text(json.dumps({**result, "diagnostics": recorded}))
     assert run_diagnostics(run_dir) == (recorded, "result.json")
-    assert main(["inspect", str(run_dir), "--save"]) == 2
-    assert "add --recompute" in capsys.readouterr().err
+    assert main(["inspect", str(run_dir), "--recompute", "--save"]) == 2
+    assert "already records the diagnostics" in capsys.readouterr().err

@@ -125,6 +125,7 @@ def test_collect_from_another_results_folder_copies_records_only_and_overwrites_
         tmp_path, capsys):
     from movelab.cli import main
     from movelab.sweep import import_finished
+    from movelab.training import claim
 
     body = f"""
 [[group]]
@@ -133,32 +134,49 @@ depths = [2]
 variants = ["standard", "move x2", "lave x1"]
 {TINY_MODEL}
 """
+    body += f"""
+[[group]]
+name = "seeds"
+depths = [2]
+seeds = [1, 2]
+variants = ["standard"]
+{TINY_MODEL}
+"""
     here = write_sweep(tmp_path / "main", "wiki", body)
     there = write_sweep(tmp_path / "worktree", "wiki", body)
-    finished, stopped, done_here = (p.run_id for p in there.runs)
+    finished, stopped, done_here, differs, training_here = (p.run_id for p in there.runs)
     record_files = {"result.json": "{}", "curve.csv": "step\n", "run.json": "{}",
                     "diagnostics.json": "{}"}
     not_records = {"model.pt": "w", "checkpoint.pt": "c", "train.log": "log", ".lock": "pid",
                    ".result.json.partial-1": "half"}
     for run_id, files in ((finished, {**record_files, **not_records}),
                           (stopped, {"checkpoint.pt": "c", "train.log": "log"}),
-                          (done_here, {"result.json": "THERE", "diagnostics.json": "saved later"}),
+                          (done_here, {"result.json": "SAME", "diagnostics.json": "saved later"}),
+                          (differs, {"result.json": "THERE", "diagnostics.json": "other model"}),
+                          (training_here, record_files),
                           ("0123456789ab", record_files)):  # not a run of this sweep
         folder = tmp_path / "worktree" / "tiny" / "runs" / run_id
         folder.mkdir(parents=True)
         for name, text in files.items():
             (folder / name).write_text(text)
-    mine = tmp_path / "main" / "tiny" / "runs" / done_here
-    mine.mkdir(parents=True)
-    (mine / "result.json").write_text("HERE")
-
-    assert import_finished(here, tmp_path / "worktree") == [finished, done_here]
     runs = tmp_path / "main" / "tiny" / "runs"
+    for run_id, text in ((done_here, "SAME"), (differs, "HERE")):
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "result.json").write_text(text)
+    (runs / training_here).mkdir()
+    (runs / training_here / ".lock").write_text(claim.me())  # this test's process: alive
+
+    logged = []
+    assert import_finished(here, tmp_path / "worktree", log=logged.append) == [finished, done_here]
     assert sorted(p.name for p in (runs / finished).iterdir()) == sorted(record_files)
     assert not (runs / stopped).exists() and not (runs / "0123456789ab").exists()
-    assert (mine / "result.json").read_text() == "HERE"  # never overwritten
-    assert (mine / "diagnostics.json").read_text() == "saved later"
-    assert import_finished(here, tmp_path / "worktree") == []  # nothing new the second time
+    assert (runs / done_here / "diagnostics.json").read_text() == "saved later"
+    # another execution's files never join this one's record; a run training here is left alone
+    assert (runs / differs / "result.json").read_text() == "HERE"
+    assert not (runs / differs / "diagnostics.json").exists()
+    assert sorted(p.name for p in (runs / training_here).iterdir()) == [".lock"]
+    assert sorted(line.split()[1] for line in logged) == sorted([f"{differs}:", f"{training_here}:"])
+    assert import_finished(here, tmp_path / "worktree", log=logged.append) == []  # nothing new
 
     assert main(["sweep", "collect", "tiny", "--results-dir", str(tmp_path / "main"),
                  "--from", str(tmp_path / "nowhere")]) == 2

@@ -269,7 +269,7 @@ def slot_gains_over_training(df: pd.DataFrame, curves: pd.DataFrame, *, pooled_d
     `scope` ("d6", or "pooled d2-d8"), depth (NaN when pooled), evaluation (1, 2, ...), epoch
     (mean over the scope's runs), fraction (of the training tokens) and the gain columns."""
     move = _move_rows(df, True)[["run_id", "slots", "value_path"]]
-    points = curves.merge(move, on="run_id")
+    points = curves.drop(columns=["slots", "value_path"], errors="ignore").merge(move, on="run_id")
     points = points.assign(
         evaluation=points.groupby("run_id").cumcount() + 1,
         fraction=points["tokens"] / points.groupby("run_id")["tokens"].transform("max"))

@@ -21,10 +21,10 @@ from movelab.scaling.analysis import (accounting_table, chinchilla_reproduction,
                                       law_flags, main_rows, pooled_seed_std, pooled_slot_gain,
                                       repetition_table, select_joint_law, slot_doubling_gains,
                                       slot_gains_over_training, synthetic_recovery)
-from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves,
-                                  load_frequency_bpb, load_runs, runs_csv_path)
-from movelab.scaling.secondary import (diagnostics_over_training, frequency_differences,
-                                       matched_comparisons)
+from movelab.scaling.load import (find_reference_dir, find_results_dir, load_curves, load_runs,
+                                  runs_csv_path)
+from movelab.scaling.secondary import (diagnostics_over_training, frequency_bpb_on_test,
+                                       frequency_differences, matched_comparisons)
 from movelab.scaling.verdict import (PAPER, arm_rows, claimed, decoupling_verdict, plan_metric,
                                     slot_gain_table)
 from movelab.variant import variant_order
@@ -353,8 +353,9 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
                 fig_decoupling, rows, metric=plan_metric(rows), bootstrap=bootstrap, title=name)
             if plan_metric(rows) == "val_bpb":  # text runs record the slot diagnostics
                 makers[f"decoupling_secondary_{name}"] = functools.partial(
-                    fig_decoupling_secondary, rows, load_frequency_bpb(rows, name, results_dir),
-                    load_curves(rows, name, results_dir), title=name)
+                    lambda rows, name: fig_decoupling_secondary(
+                        rows, frequency_bpb_on_test(rows, name, results_dir),
+                        load_curves(rows, name, results_dir), title=name), rows, name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

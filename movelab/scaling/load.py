@@ -13,7 +13,7 @@ Derived columns:
                active parameters without LaVE's gates and MoVE's routers, which grow with M
 
 `load_curves` reads the runs' evaluation curves (results/<sweep>/runs/<run_id>/curve.csv) into
-one long table: run_id, path_label, depth, seed, then per evaluation step, tokens, epoch
+one long table: run_id, path_label, depth, slots, seed, then per evaluation step, tokens, epoch
 (epochs seen so far: tokens / tokens_seen x the run's epochs), train_loss and val_bpb (image
 runs: bits_per_token), and the
 memory diagnostics of movelab.diagnostics (slot_effective_count, gate statistics, val_bpb_q1-q5)
@@ -32,9 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from movelab.diagnostics import CURVE_COLUMNS as DIAGNOSTIC_COLUMNS
-from movelab.schema import COLUMN_TYPES, columns_of, role_from_groups
-from movelab.training.record import RESULT, SAVED_DIAGNOSTICS
+from movelab.schema import (COLUMN_TYPES, DIAGNOSTIC_CURVE_COLUMNS, RESULT, SAVED_DIAGNOSTICS,
+                            columns_of, role_from_groups)
 from movelab.variant import display_name
 
 # Columns the analysis reads; runs.csv (movelab.schema, results/README.md) has these and more.
@@ -81,8 +80,8 @@ def load_runs(sweep: str = "cpu-text", results_dir: Path | str | None = None) ->
     return with_derived_columns(_typed(df))
 
 
-CURVE_COLUMNS = ("run_id", "path_label", "depth", "seed", "step", "tokens", "epoch", "train_loss",
-                 "val_bpb")
+CURVE_COLUMNS = ("run_id", "path_label", "depth", "slots", "seed", "step", "tokens", "epoch",
+                 "train_loss", "val_bpb")
 CURVE_METRICS = ("val_bpb", "bits_per_token")  # the text and image tasks' validation metrics
 
 
@@ -99,13 +98,13 @@ def load_curves(df: pd.DataFrame, sweep: str = "cpu-text",
                 f"`movelab sweep run {sweep}`")
         curve = pd.read_csv(path)
         curves.append(curve.assign(run_id=run.run_id, path_label=run.path_label,
-                                   depth=run.depth, seed=run.seed,
+                                   depth=run.depth, slots=run.slots, seed=run.seed,
                                    epoch=curve["tokens"] / run.tokens_seen * run.epochs))
     if not curves:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     curves = pd.concat(curves, ignore_index=True)
     metrics = [c for c in CURVE_METRICS if c in curves.columns]  # val_bpb, or an image metric
-    recorded = [c for c in DIAGNOSTIC_COLUMNS if c in curves.columns]
+    recorded = [c for c in DIAGNOSTIC_CURVE_COLUMNS if c in curves.columns]
     return curves[list(CURVE_COLUMNS[:-1]) + metrics + recorded]
 
 
@@ -117,6 +116,10 @@ def run_diagnostics(run_dir: Path | str) -> tuple[dict | None, str]:
     """A finished run's diagnostics and where they come from: result.json's, else the
     diagnostics.json computed from its model.pt, else (None, "")."""
     run_dir = Path(run_dir)
+    if not (run_dir / RESULT).exists():
+        raise FileNotFoundError(
+            f"no {RESULT} at {run_dir}: the runs/ folders must sit beside runs.csv (check "
+            "--results-dir), or rerun `movelab sweep collect` after restoring the run")
     recorded = json.loads((run_dir / RESULT).read_text()).get("diagnostics")
     if recorded is not None:
         return recorded, RESULT

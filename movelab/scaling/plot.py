@@ -669,10 +669,12 @@ def plot_metric_vs_slots(ax: Axes, df: pd.DataFrame, column: str,
     return ax
 
 
-def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int) -> Axes:
-    """Each label's val BPB minus standard's per frequency bucket of the input token at one
-    depth (`secondary.frequency_differences`): the mean over seeds with its 95% t interval
-    (paired by seed), hollow where a label has one seed shared with standard (no interval)."""
+def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int,
+                               reference: str = "standard") -> Axes:
+    """Each label's val BPB minus the reference's per frequency bucket of the input token at
+    one depth (`secondary.frequency_differences`): the mean over seeds with its 95% t interval
+    (paired by seed, joined by a line); a label with one seed shared with the reference as
+    hollow markers only, unjoined (a lead: no interval, its shape within seed noise)."""
     rows = table[(table["depth"] == depth) & table["difference"].notna()]
     if rows.empty:
         return note(ax, f"d{depth}: no run with BPB by frequency beside a standard run yet")
@@ -682,8 +684,11 @@ def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int) -> Axe
     for k, label in enumerate(labels):
         cells = rows[rows["path_label"] == label].sort_values("bucket")
         at = cells["bucket"] + 0.12 * (k - (len(labels) - 1) / 2)
-        ax.plot(at, cells["difference"], color=colors[label], lw=1, alpha=0.6,
-                label=f"{label} (n {cells['n'].iloc[0]})")
+        if cells["low"].notna().any():
+            ax.plot(at, cells["difference"], color=colors[label], lw=1, alpha=0.6,
+                    label=f"{label} (n {cells['n'].iloc[0]})")
+        else:
+            ax.scatter([], [], s=24, **hollow(colors[label]), label=f"{label} (1 seed: a lead)")
         for x, cell in zip(at, cells.itertuples()):
             if np.isfinite(cell.low):
                 draw_interval(ax, x, cell.difference, cell.low, cell.high, vertical=True,
@@ -698,7 +703,7 @@ def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int) -> Axe
                                     zip(spans["bucket"], spans["occurrences_min"],
                                         spans["occurrences_max"])], fontsize="x-small")
     ax.set(xlabel="bucket of the input token's training occurrences (1: rarest)",
-           ylabel="val BPB minus standard (paired by seed)",
+           ylabel=f"val BPB minus {reference} (paired by seed)",
            title=f"depth {depth}: whom does the memory help? Below 0: better\n"
                  "mean, 95% t interval (n seeds); hollow: one seed, no interval")
     ax.title.set_fontsize("small")
@@ -720,7 +725,8 @@ def plot_diagnostic_over_training(ax: Axes, table: pd.DataFrame, depth: int,
         cells = rows[rows["path_label"] == label].sort_values("fraction")
         other_recipe = len(label.split()) > 2  # "MoVE x4 symbreak": not the paper's recipe
         ax.plot(cells["fraction"], cells[column], color=colors[label], lw=1.2,
-                ls="--" if other_recipe else "-", label=f"{label} (n {cells['n_seeds'].max()})")
+                ls="--" if other_recipe else "-",
+                label=f"{label} (M {cells['slots'].iloc[0]}, n {cells['n_seeds'].max()})")
         spread = cells[f"{column}_std"]
         if spread.notna().any():
             ax.fill_between(cells["fraction"], cells[column] - spread, cells[column] + spread,
@@ -739,7 +745,7 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_b
     ratios; grey: +-the smallest difference detectable at 80% power."""
     tested = table.dropna(subset=["low"])
     if tested.empty:
-        return note(ax, "no matched pair shares 2+ seeds yet")
+        return note(ax, "no pair of test-split rows shares 2+ seeds yet")
     colors = label_colors(variant_order(tested["path_label"]))
     rows = list(tested.itertuples())
     for y, row in enumerate(rows):
@@ -750,10 +756,10 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_b
     ax.set_yticks(range(len(rows)), [
         f"d{r.depth} {r.path_label} vs {r.reference} (n {r.n})\n"
         f"{r.matched or 'nothing'} matched: FLOPs {r.flops_ratio:.2f}x, total {r.total_ratio:.2f}x;"
-        f" Holm p {r.p_holm:.2g}" for r in rows], fontsize="x-small")
+        f" Holm p {r.p_holm:.2g} (of {r.holm_m} at d{r.depth})" for r in rows], fontsize="x-small")
     ax.invert_yaxis()
-    ax.set(xlabel=f"{METRIC_LABELS.get(metric, metric).split(' (')[0]} minus the reference, "
-                  "95% interval\n(grey: +-smallest detectable, 80% power)",
+    ax.set(xlabel=f"{METRIC_LABELS.get(metric, metric).split(' (')[0]} minus the reference\n"
+                  "95% t interval (unadjusted)\ngrey: +-smallest detectable (80% power)",
            title="matched comparisons (test split)")
     ax.title.set_fontsize("small")
     return ax

@@ -12,10 +12,12 @@ verdict, never part of it.
                        the slot diagnostics of every evaluation (curve.csv), seed means per
                        (depth, variant, fraction of training)
 
-Only test-split rows enter a comparison (`scored_on_test`): a dev-split run (the dense
-control's learning-rate choice) is a choice, not evidence. Tests follow
-`analysis.paired_difference` (paired by seed where 2+ seeds are shared) and are Holm-corrected
-over each returned table, one family per table.
+Only test-split rows enter a comparison (`scored_on_test`; for the frequency buckets
+`frequency_bpb_on_test`): a dev-split run (the dense control's learning-rate choice) is a choice,
+not evidence. Tests follow `analysis.paired_difference` (paired by seed where 2+ seeds are
+shared; the same test as `analysis.compare_to_standard`) and are Holm-corrected within each
+depth (PLAN.md's families), `holm_m` giving the family's size. Differences are label minus
+reference: below 0 the label is better for BPB and bits (the verdict's gains have the other sign).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from movelab.scaling.analysis import LEVEL, holm, paired_difference
+from movelab.scaling.load import load_frequency_bpb
 
 MATCH_TOLERANCE = 0.03  # a cost "matched" within 3% (the plans' iso-FLOP rule)
 COMPARED_ROLES = ("main", "seed", "control")
-TEST_COLUMNS = ["test", "n", "difference", "low", "high", "p", "p_holm", "detectable"]
+TEST_COLUMNS = ["test", "n", "difference", "low", "high", "p", "p_holm", "holm_m", "detectable"]
 
 
 def scored_on_test(df: pd.DataFrame) -> pd.DataFrame:
@@ -36,6 +39,21 @@ def scored_on_test(df: pd.DataFrame) -> pd.DataFrame:
     recipe = df["recipe"].fillna("") if "recipe" in df else pd.Series("", index=df.index)
     on_test = recipe.str.split(";").map(lambda fields: "eval_split=test" in fields)
     return df[on_test | (df["task"] == "image")]
+
+
+def frequency_bpb_on_test(df: pd.DataFrame, sweep: str, results_dir=None) -> pd.DataFrame:
+    """`load.load_frequency_bpb` of the test-split main, seed and control rows of `df`."""
+    rows = scored_on_test(df)
+    return load_frequency_bpb(rows[rows["role"].isin(COMPARED_ROLES)], sweep, results_dir)
+
+
+def _holm_by_depth(table: pd.DataFrame) -> pd.DataFrame:
+    """p_holm within each depth's tests (one family per depth), and each family's size."""
+    table["p_holm"], table["holm_m"] = np.nan, 0
+    for _, rows in table.groupby("depth"):
+        table.loc[rows.index, "p_holm"] = holm(rows["p"])
+        table.loc[rows.index, "holm_m"] = int(rows["p"].notna().sum())
+    return table
 
 
 def _difference(values: pd.Series, base: pd.Series, level: float) -> dict:
@@ -61,8 +79,9 @@ def _cost(rows: pd.DataFrame, depth: int, label: str, column: str) -> float:
 
 def planned_comparisons(df: pd.DataFrame) -> list[tuple[int, str, str]]:
     """(depth, label, reference) for every memory model (LaVE, MoVE, any recipe arm) against
-    standard at its depth, and every control against the memory model nearest to it in total
-    parameters at its depth (the equal-total-parameter comparison)."""
+    standard at its depth, and every dense control against the MoVE model of the paper's recipe
+    (main and seed rows) nearest to it in total parameters at its depth (the equal-total-
+    parameter comparison; ties go to the fewer slots)."""
     rows = scored_on_test(df)
     rows = rows[rows["role"].isin(COMPARED_ROLES)]
     pairs = []
@@ -70,11 +89,15 @@ def planned_comparisons(df: pd.DataFrame) -> list[tuple[int, str, str]]:
         memory = at[at["value_path"] != "standard"].drop_duplicates("path_label")
         if "standard" in set(at["path_label"]):
             pairs += [(int(depth), label, "standard") for label in memory["path_label"]]
+        paper_move = memory[(memory["value_path"] == "move") & memory["role"].isin(("main", "seed"))
+                            & (memory["path_label"].str.split().str.len() == 2)  # "MoVE x4"
+                            ].sort_values(["params_total", "slots"])
         for control in at[(at["role"] == "control") & (at["value_path"] == "standard")
                           ].drop_duplicates("path_label").itertuples():
-            if len(memory):
-                nearest = memory.iloc[(memory["params_total"] - control.params_total).abs().argmin()]
-                pairs.append((int(depth), nearest["path_label"], control.path_label))
+            if len(paper_move):
+                distance = (paper_move["params_total"] - control.params_total).abs()
+                pairs.append((int(depth), paper_move.loc[distance.idxmin(), "path_label"],
+                              control.path_label))
     return pairs
 
 
@@ -83,7 +106,7 @@ def matched_comparisons(df: pd.DataFrame, comparisons=None, *, metric: str = "va
     """For each (depth, label, reference) of `comparisons` (default `planned_comparisons`): the
     cost ratios label / reference (FLOPs per token, active and total parameters), what they
     match within MATCH_TOLERANCE ("FLOPs", "total params"), and the paired difference
-    metric(label) - metric(reference) on the test split, Holm over the table."""
+    metric(label) - metric(reference) on the test split, Holm within each depth."""
     rows = scored_on_test(df)
     rows = rows[rows["role"].isin(COMPARED_ROLES)]
     out = []
@@ -100,16 +123,14 @@ def matched_comparisons(df: pd.DataFrame, comparisons=None, *, metric: str = "va
                     "n_reference": len(base), **_difference(values, base, level)})
     columns = ["depth", "path_label", "reference", "matched", "flops_ratio", "active_ratio",
                "total_ratio", "n_seeds", "n_reference"] + TEST_COLUMNS
-    table = pd.DataFrame(out, columns=columns)
-    table["p_holm"] = holm(table["p"])
-    return table
+    return _holm_by_depth(pd.DataFrame(out, columns=columns))
 
 
 def frequency_differences(frequency: pd.DataFrame, labels, *, reference: str = "standard",
                           level: float = LEVEL) -> pd.DataFrame:
     """val BPB of each label minus the reference's, per depth and frequency bucket (the rows of
-    `load.load_frequency_bpb`, test split), paired by seed; Holm over the table. Below 0: the
-    label predicts the positions of that bucket better."""
+    `frequency_bpb_on_test`), paired by seed; Holm within each depth. Below 0: the label
+    predicts the positions of that bucket better."""
     out = []
     for (depth, bucket), at in frequency.groupby(["depth", "bucket"]):
         base = at[at["path_label"] == reference].groupby("seed")["val_bpb"].first()
@@ -126,24 +147,22 @@ def frequency_differences(frequency: pd.DataFrame, labels, *, reference: str = "
                         "n_reference": len(base), **_difference(values, base, level)})
     columns = ["depth", "bucket", "path_label", "occurrences_min", "occurrences_max", "n_seeds",
                "n_reference"] + TEST_COLUMNS
-    table = pd.DataFrame(out, columns=columns)
-    table["p_holm"] = holm(table["p"])
-    return table
+    return _holm_by_depth(pd.DataFrame(out, columns=columns))
 
 
 def diagnostics_over_training(curves: pd.DataFrame,
                               columns=("slot_effective_count", "gate_std_across_slots",
                                        "g0_mean")) -> pd.DataFrame:
     """Seed means and spread of the slot diagnostics at each evaluation (the rows of
-    `load.load_curves` for runs that recorded them): one row per (depth, path label, fraction of
-    training), with n_seeds and, per column, its mean and seed std."""
+    `load.load_curves` for runs that recorded them): one row per (depth, path label, slots,
+    fraction of training), with n_seeds and, per column, its mean and seed std."""
     present = [c for c in columns if c in curves.columns]
     if not present:
-        return pd.DataFrame(columns=["depth", "path_label", "fraction", "n_seeds"])
-    rows = curves.dropna(subset=present, how="all").copy()
-    rows["fraction"] = (rows["tokens"] / rows.groupby("run_id")["tokens"].transform("max")).round(3)
+        return pd.DataFrame(columns=["depth", "path_label", "slots", "fraction", "n_seeds"])
+    fraction = curves["tokens"] / curves.groupby("run_id")["tokens"].transform("max")
+    rows = curves.assign(fraction=fraction.round(3)).dropna(subset=present, how="all")
     aggregations = {"n_seeds": ("seed", "nunique")}
     for column in present:
         aggregations[column] = (column, "mean")
         aggregations[f"{column}_std"] = (column, "std")
-    return rows.groupby(["depth", "path_label", "fraction"]).agg(**aggregations).reset_index()
+    return rows.groupby(["depth", "path_label", "slots", "fraction"]).agg(**aggregations).reset_index()

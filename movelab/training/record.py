@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from movelab.data import cache
-from movelab.schema import CURVE_COLUMNS, curve_columns  # noqa: F401 (the loop asks record)
+from movelab.schema import (CURVE_COLUMNS, RESULT, SAVED_DIAGNOSTICS,  # noqa: F401 (the
+                            curve_columns)  # record's file names and columns; the loop asks record)
 
-RESULT, CURVE, CHECKPOINT, MODEL = "result.json", "curve.csv", "checkpoint.pt", "model.pt"
-# diagnostics computed after the run from its model.pt (`movelab inspect --save`): for runs whose
-# loop did not record them (standard models), beside result.json, never inside it
-SAVED_DIAGNOSTICS = "diagnostics.json"
+CURVE, CHECKPOINT, MODEL = "curve.csv", "checkpoint.pt", "model.pt"
+# RESULT, and SAVED_DIAGNOSTICS: diagnostics computed after the run from its model.pt
+# (`movelab inspect --save`) for runs whose loop recorded none, beside result.json, never in it
 
 
 def now() -> str:
