@@ -177,6 +177,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         print(sweeps.format_status(sweep))
     elif args.action == "collect":
         if args.from_dir is not None:
+            if not args.no_diagnostics and (args.from_dir / sweep.name / "runs").is_dir():
+                from movelab import inspection
+
+                inspection.save_missing_diagnostics(args.from_dir / sweep.name / "runs")
             copied = sweeps.import_finished(sweep, args.from_dir)
             print(f"copied the records of {len(copied)} run(s) from {args.from_dir / sweep.name}"
                   + "".join(f"\n  {run_id}" for run_id in copied))
@@ -432,7 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "diagnostics.json, artefacts; not weights, checkpoints or logs) of "
                             "the runs finished under RESULTS_DIR/<name>/runs/ (a worktree's or "
                             "another machine's results/) that are not here; nothing here is "
-                            "overwritten")
+                            "overwritten. Before, the diagnostics of its text runs that record "
+                            "none (standard models) are computed from their model.pt into "
+                            "diagnostics.json there (`movelab inspect --save`)")
+    sweep.add_argument("--no-diagnostics", action="store_true",
+                       help="collect --from: copy only, compute no diagnostics")
     sweep.add_argument("--executor", choices=EXECUTORS, default="subprocess",
                        help="subprocess (default): child processes here; local: submitit jobs "
                             "here; slurm: one SLURM job per run (submitit logs in "

@@ -16,7 +16,7 @@ from movelab import diagnostics
 from movelab.model import GPT
 from movelab.training.config import RunConfig
 from movelab.data import cache
-from movelab.training.record import MODEL, SAVED_DIAGNOSTICS, environment
+from movelab.training.record import MODEL, RESULT, SAVED_DIAGNOSTICS, environment
 from movelab.training.tasks import prepare_data
 
 
@@ -24,7 +24,7 @@ def inspect_run(run_dir, cache_dir=None) -> dict:
     """Recompute every diagnostic of a finished run from its model.pt (and its data, from the
     cache): what `movelab inspect --recompute` prints."""
     run_dir = Path(run_dir)
-    result = json.loads((run_dir / "result.json").read_text())
+    result = json.loads((run_dir / RESULT).read_text())
     run = RunConfig.from_dict(result["config"])
     if run.task != "text":
         raise ValueError(f"{run_dir} is an image run; the memory diagnostics cover text runs")
@@ -35,6 +35,25 @@ def inspect_run(run_dir, cache_dir=None) -> dict:
     x, y = data.val_windows(run.model.seq_len, diagnostics.DIAGNOSTIC_WINDOWS)
     return diagnostics.memory_diagnostics(model, diagnostics.initial_memory_rows(run), data,
                                           counts, x, y)
+
+
+def save_missing_diagnostics(runs_dir, cache_dir=None, log=print) -> list[str]:
+    """For every finished text run in the folder `runs_dir` (a sweep's runs/) whose result.json
+    records no diagnostics, that has no diagnostics.json yet and still has its model.pt (a
+    standard model): compute them (`inspect_run`) and save them (`save_diagnostics`). Returns
+    the run ids saved."""
+    saved = []
+    for run_dir in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir()):
+        if not (run_dir / RESULT).exists() or (run_dir / SAVED_DIAGNOSTICS).exists() \
+                or not (run_dir / MODEL).exists():
+            continue
+        result = json.loads((run_dir / RESULT).read_text())
+        if result.get("diagnostics") is not None or result.get("task", "text") != "text":
+            continue
+        save_diagnostics(run_dir, inspect_run(run_dir, cache_dir))
+        log(f"  diagnostics of {run_dir.name} ({result.get('label', '')}) computed from {MODEL}")
+        saved.append(run_dir.name)
+    return saved
 
 
 def save_diagnostics(run_dir, found: dict) -> Path:

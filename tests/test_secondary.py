@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from movelab.cli import main
+from movelab.inspection import save_missing_diagnostics
 from movelab.scaling.load import load_frequency_bpb, run_diagnostics
 from movelab.scaling.secondary import (diagnostics_over_training, frequency_differences,
                                        matched_comparisons, planned_comparisons)
@@ -147,12 +148,17 @@ def test_a_standard_runs_diagnostics_saved_from_its_model_are_what_the_analysis_
                                 batch_size=8, evals=1))
     train(run, run_dir, progress=False)
     assert run_diagnostics(run_dir) == (None, "")  # a standard run records none
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    # what `sweep collect --from` runs first: every such run of the folder, once
+    assert save_missing_diagnostics(run_dir.parent, tmp_path / "cache", log=lambda _: None) == ["abc"]
+    assert save_missing_diagnostics(run_dir.parent, tmp_path / "cache", log=lambda _: None) == []
+    bulk = json.loads((run_dir / "diagnostics.json").read_text())
+    (run_dir / "diagnostics.json").unlink()
     capsys.readouterr()
-    assert main(["inspect", str(run_dir), "--save", "--json",  # none recorded: from model.pt
-                 "--cache-dir", str(tmp_path / "cache")]) in (0, None)
+    assert main(["inspect", str(run_dir), "--save", "--json", *cache]) in (0, None)  # from model.pt
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((run_dir / "diagnostics.json").read_text())
-    assert saved["diagnostics"] == printed and len(saved["model_sha256"]) == 64
+    assert saved["diagnostics"] == printed == bulk["diagnostics"] and len(saved["model_sha256"]) == 64
     assert json.loads((run_dir / "result.json").read_text()).get("diagnostics") is None
     df = pd.DataFrame([{"run_id": "abc", "path_label": "standard", "depth": 2, "seed": 0}])
     frequency = load_frequency_bpb(df, "mini", tmp_path)
