@@ -627,14 +627,43 @@ def csv_row(result: dict, planned: PlannedRun) -> dict:
     return row
 
 
+def _finished_flops_per_second(sweep: Sweep) -> float | None:
+    """Training FLOPs over training seconds, summed over the sweep's finished runs (None
+    without any): what one of its runs has achieved, shapes mixed."""
+    flops = seconds = 0.0
+    for planned in sweep.runs:
+        path = sweep.run_dir(planned) / record.RESULT
+        if path.exists():
+            result = _read_result(path)
+            flops, seconds = flops + result["train_flops"], seconds + result["wall_seconds"]
+    return flops / seconds if seconds > 0 else None
+
+
 def format_status(sweep: Sweep) -> str:
+    """Every run with its status, after the counts per status and, per group (a sweep's
+    stages), runs done of the group's and the training FLOPs still to run."""
     counts: dict[str, int] = {}
+    groups: dict[str, list] = {}  # name: [done, runs, FLOPs of the runs not done]
     lines = [f"{sweep.name}: {sweep.description}".rstrip(": "), ""]
     for planned in sorted(sweep.runs, key=lambda p: p.cost):
         status = sweep.status(planned)
         counts[status] = counts.get(status, 0) + 1
+        for name in planned.groups:
+            group = groups.setdefault(name, [0, 0, 0.0])
+            group[0], group[1] = group[0] + (status == "done"), group[1] + 1
+            group[2] += 0.0 if status == "done" else planned.cost
         m, t = planned.run.model, planned.run.train
         lines.append(f"  {status:<8}{planned.run_id}  d{m.depth:<3}{planned.variant:<28}seed {t.seed}"
                      f"  {t.tokens / 1e6:6.2f}M tok  {planned.cost:9.3g} FLOPs  [{','.join(planned.groups)}]")
-    lines.insert(1, "  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    order = dict.fromkeys(name for planned in sweep.runs for name in planned.groups)  # file order
+    rate = _finished_flops_per_second(sweep)
+    hours = (lambda flops: f" (~{flops / rate / 3600:.1f} run-hours)") if rate else (lambda _: "")
+    summary = ["  by group (runs done of the group's; training FLOPs left"
+               + (f", in run-hours at the {rate:.3g} FLOP/s its finished runs averaged):"
+                  if rate else "):")] + [
+        f"    {name:<16}{groups[name][0]:>4} of {groups[name][1]:<4}"
+        + (f"{groups[name][2]:9.3g} FLOPs left{hours(groups[name][2])}" if groups[name][2]
+           else "  done")
+        for name in order]
+    lines[1:1] = ["  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), *summary]
     return "\n".join(lines)

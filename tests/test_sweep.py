@@ -185,3 +185,37 @@ variants = ["standard"]
     assert main(["sweep", "status", "tiny", "--results-dir", str(tmp_path / "main"),
                  "--from", str(tmp_path / "worktree")]) == 2
     assert "--from applies to" in capsys.readouterr().err
+
+
+def test_status_counts_each_group_and_prices_what_is_left_at_the_measured_rate(tmp_path):
+    import json
+
+    from movelab.sweep import format_status
+
+    sweep = write_sweep(tmp_path, "wiki", f"""
+[[group]]
+name = "grid"
+depths = [2]
+variants = ["standard", "move x2"]
+{TINY_MODEL}
+[[group]]
+name = "seeds"
+depths = [2]
+seeds = [1, 2]
+variants = ["standard"]
+{TINY_MODEL}
+""")
+    grid = [p for p in sweep.runs if "grid" in p.groups]
+    done, left = grid
+    sweep.run_dir(done).mkdir(parents=True)
+    (sweep.run_dir(done) / "result.json").write_text(json.dumps(
+        {"config": {}, "config_hash": done.run_id, "train_flops": 2e12, "wall_seconds": 100.0}))
+    text = format_status(sweep)
+    assert "at the 2e+10 FLOP/s its finished runs averaged" in text
+    assert f"    grid               1 of 2   {left.cost:9.3g} FLOPs left " \
+           f"(~{left.cost / 2e10 / 3600:.1f} run-hours)" in text
+    seeds = sum(p.cost for p in sweep.runs if "seeds" in p.groups)
+    assert f"    seeds              0 of 2   {seeds:9.3g} FLOPs left" in text
+    assert text.index("    grid") < text.index("    seeds")  # the file's order of groups
+    (sweep.run_dir(done) / "result.json").unlink()
+    assert "FLOP/s" not in format_status(sweep) and "run-hours" not in format_status(sweep)
