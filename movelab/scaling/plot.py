@@ -544,13 +544,10 @@ def plot_variant_summary(ax: Axes, runs: pd.DataFrame) -> Axes:
     return ax
 
 
-def plot_seed_differences(ax: Axes, comparison: pd.DataFrame) -> Axes:
-    """Mean BPB difference to the reference per depth and label (`compare_to_standard`): the
-    95% t interval (paired by seed where the arms share seeds), raw and Holm-adjusted p, and in
-    grey the smallest difference detectable at 80% power, on either side of zero."""
-    tested = comparison.dropna(subset=["low"])
-    if tested.empty:
-        return note(ax, "no depth has 2+ seeds of standard and a variant yet")
+def _draw_differences(ax: Axes, tested: pd.DataFrame) -> list:
+    """One row per tested difference (top down from y = 0): its 95% interval, coloured by its
+    label, over a grey bar of +-the smallest difference detectable at 80% power; 0 marked.
+    Returns the rows in drawing order, for the caller's tick labels."""
     colors = label_colors(variant_order(tested["path_label"]))
     rows = list(tested.itertuples())
     for y, row in enumerate(rows):
@@ -558,6 +555,17 @@ def plot_seed_differences(ax: Axes, comparison: pd.DataFrame) -> Axes:
                 solid_capstyle="butt", zorder=1)
         draw_interval(ax, y, row.difference, row.low, row.high, color=colors[row.path_label])
     ax.axvline(0, color="0.2", lw=0.8)
+    return rows
+
+
+def plot_seed_differences(ax: Axes, comparison: pd.DataFrame) -> Axes:
+    """Mean BPB difference to the reference per depth and label (`compare_to_standard`): the
+    95% t interval (paired by seed where the arms share seeds), raw and Holm-adjusted p, and in
+    grey the smallest difference detectable at 80% power, on either side of zero."""
+    tested = comparison.dropna(subset=["low"])
+    if tested.empty:
+        return note(ax, "no depth has 2+ seeds of standard and a variant yet")
+    rows = _draw_differences(ax, tested)
     ax.set_yticks(range(len(rows)), [f"d{r.depth} {r.path_label} ({r.test}, n={r.n})\n"
                                      f"p={r.p:.2g}, Holm {r.p_holm:.2g}" for r in rows])
     ax.invert_yaxis()
@@ -746,13 +754,7 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_b
     tested = table.dropna(subset=["low"])
     if tested.empty:
         return note(ax, "no pair of test-split rows shares 2+ seeds yet")
-    colors = label_colors(variant_order(tested["path_label"]))
-    rows = list(tested.itertuples())
-    for y, row in enumerate(rows):
-        ax.plot([-row.detectable, row.detectable], [y, y], color="0.8", lw=6,
-                solid_capstyle="butt", zorder=1)
-        draw_interval(ax, y, row.difference, row.low, row.high, color=colors[row.path_label])
-    ax.axvline(0, color="0.2", lw=0.8)
+    rows = _draw_differences(ax, tested)
     ax.set_yticks(range(len(rows)), [
         f"d{r.depth} {r.path_label} vs {r.reference} (n {r.n})\n"
         f"{r.matched or 'nothing'} matched: FLOPs {r.flops_ratio:.2f}x, total {r.total_ratio:.2f}x;"
