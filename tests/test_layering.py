@@ -31,7 +31,8 @@ LAYERS = {
                      "movelab.inspection"],
     "analysis": ["movelab.scaling", "movelab.scaling.fit", "movelab.scaling.joint",
                  "movelab.scaling.load", "movelab.scaling.analysis", "movelab.scaling.plot",
-                 "movelab.scaling.verdict", "movelab.scaling.secondary", "movelab.scaling.figures"],
+                 "movelab.scaling.verdict", "movelab.scaling.secondary", "movelab.scaling.vocabulary",
+                 "movelab.scaling.figures"],
     "entry points": ["movelab.demo", "movelab.flags", "movelab.cli", "movelab.__main__"],
 }
 LAYER_OF = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -27,6 +27,7 @@ from movelab.scaling.secondary import (diagnostics_over_training, frequency_bpb_
                                        frequency_differences, matched_comparisons)
 from movelab.scaling.verdict import (PAPER, arm_rows, claimed, decoupling_verdict, plan_metric,
                                     slot_gain_table)
+from movelab.scaling.vocabulary import occurrence_slope, vocabulary_cells, vocabulary_gains
 from movelab.variant import variant_order
 
 BOOTSTRAP = 200
@@ -293,6 +294,24 @@ def fig_decoupling_secondary(df, frequency, curves, *, depths=(4, 6),
 
 
 @_styled
+def fig_vocabulary(df, *, metric: str = "val_bpb", title: str = "") -> Figure:
+    """(j) Vocabulary as an axis (results/vocab-prose/PLAN.md, `movelab.scaling.vocabulary`):
+    MoVE's paired gain over standard against occurrences per bank row with H2's slope, and each
+    variant's metric against V; the title states H2's verdict as computed."""
+    fig, axes = _panels(2, width=5.0, height=4.0)
+    gains = vocabulary_gains(df, metric)
+    slope = occurrence_slope(gains)
+    plot.plot_vocabulary_gains(axes[0], gains, vocabulary_cells(df, metric=metric), slope)
+    plot.plot_metric_by_vocabulary(axes[1], df, metric)
+    stated = (f"slope {slope['slope']:+.4f} [{slope['low']:+.4f}, {slope['high']:+.4f}] per "
+              f"doubling of occurrences, {slope['dof']} dof" if np.isfinite(slope["low"]) else "")
+    fig.suptitle(f"{title or 'Vocabulary sweep'}, {len(df)} runs: does MoVE's gain grow with "
+                 f"occurrences per bank row?\nH2 {slope['verdict']}" + (f"\n{stated}" if stated else ""),
+                 fontsize="medium")
+    return fig
+
+
+@_styled
 def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: int = BOOTSTRAP,
                        start_grid: dict = QUICK_START_GRID) -> Figure:
     """(f) The fitters on known answers: Epoch AI's Chinchilla replication (from `start_grid`),
@@ -309,6 +328,7 @@ def fig_fit_validation(reference_dir: Path | str | None = None, *, bootstrap: in
 
 
 DECOUPLING_SWEEPS = ("decouple-prose", "decouple-image")  # pre-registered (their PLAN.md)
+VOCABULARY_SWEEPS = ("vocab-prose",)  # pre-registered (PLAN.md)
 TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rate", "joint_law",
                 "ablations", "repetition", "fit_validation")
 
@@ -316,11 +336,13 @@ TEXT_FIGURES = ("accounting", "text_scaling", "memory_decoupling", "exchange_rat
 def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str | None = None,
                       *, sweep: str = "cpu-text", image_sweep: str | None = "cpu-image",
                       decoupling_sweeps: tuple[str, ...] = DECOUPLING_SWEEPS,
+                      vocabulary_sweeps: tuple[str, ...] = VOCABULARY_SWEEPS,
                       reference_dir: Path | str | None = None, bootstrap: int = BOOTSTRAP,
                       names: tuple[str, ...] = TEXT_FIGURES) -> list[Path]:
     """The figures `names` of the text `sweep` in `results_dir` (default: `find_results_dir()`)
     as <out_dir>/<name>.png and .svg (default: <results_dir>/figures), image_scaling of
-    `image_sweep` and decoupling_<sweep> of each of `decoupling_sweeps` that has rows; the
+    `image_sweep`, decoupling_<sweep> (and decoupling_secondary_<sweep> for text) of each of
+    `decoupling_sweeps` and vocabulary_<sweep> of each of `vocabulary_sweeps` that has rows; the
     reference data from `reference_dir` (default: reference/ beside results_dir). Returns the
     paths written."""
     results_dir = find_results_dir() if results_dir is None else Path(results_dir)
@@ -356,6 +378,10 @@ def write_all_figures(out_dir: Path | str | None = None, results_dir: Path | str
                     lambda rows, name: fig_decoupling_secondary(
                         rows, frequency_bpb_on_test(rows, name, results_dir),
                         load_curves(rows, name, results_dir), title=name), rows, name)
+    for name in vocabulary_sweeps:
+        if runs_csv_path(name, results_dir).exists():
+            makers[f"vocabulary_{name}"] = functools.partial(
+                fig_vocabulary, load_runs(name, results_dir), title=name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -765,3 +765,61 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_b
            title="matched comparisons (test split)")
     ax.title.set_fontsize("small")
     return ax
+
+
+def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
+                          slope: dict) -> Axes:
+    """MoVE's paired gain over standard against the mean occurrences per bank row
+    (tokens_seen / V, log2 axis), per MoVE size (`vocabulary.vocabulary_gains` and
+    `vocabulary_cells`): each seed's gain as a small dot, the cell's mean with its 95% t
+    interval, and H2's common slope (`occurrence_slope`) through each size's mean."""
+    if gains.empty:
+        return note(ax, "no vocabulary has a standard and a MoVE run of one seed yet")
+    colors = label_colors(variant_order(gains["path_label"]))
+    drawn = [0.0]
+    for label in variant_order(gains["path_label"]):
+        rows = gains[gains["path_label"] == label]
+        ax.scatter(rows["tokens_per_id"], rows["gain"], s=8, color=colors[label], alpha=0.5, lw=0)
+        drawn += list(rows["gain"])
+        for cell in cells[cells["path_label"] == label].itertuples():
+            at = float(rows.loc[rows["vocab_size"] == cell.vocab_size, "tokens_per_id"].iloc[0])
+            if np.isfinite(cell.low):
+                draw_interval(ax, at, cell.gain, cell.low, cell.high, vertical=True,
+                              color=colors[label])
+                drawn += [cell.low, cell.high]
+        if np.isfinite(slope["slope"]):
+            x = np.log2(rows["tokens_per_id"].to_numpy(float))
+            grid = np.linspace(x.min(), x.max(), 20)
+            ax.plot(2 ** grid, rows["gain"].mean() + slope["slope"] * (grid - x.mean()),
+                    color=colors[label], lw=1, ls="--")
+        ax.plot([], [], color=colors[label], marker="o", lw=1, ls="--", label=label)
+    ax.axhline(0, color="0.2", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="mean occurrences per bank row (tokens seen / V)",
+           ylabel="standard minus MoVE, val BPB (paired by seed)",
+           title="H2: does the gain grow with occurrences per row?\n"
+                 "cell mean, 95% t interval; dots: seeds; dashed: the common slope")
+    ax.title.set_fontsize("small")
+    ax.legend(fontsize="x-small")
+    limit_to(ax, drawn)
+    return ax
+
+
+def plot_metric_by_vocabulary(ax: Axes, df: pd.DataFrame, metric: str = "val_bpb") -> Axes:
+    """Each variant's `metric` (seed mean, +-1 seed std) against the vocabulary size V."""
+    if df.empty:
+        return note(ax, "no runs yet")
+    colors = label_colors(variant_order(df["path_label"]))
+    drawn = []
+    for label in variant_order(df["path_label"]):
+        cells = df[df["path_label"] == label].groupby("vocab_size")[metric].agg(["mean", "std"])
+        ax.errorbar(cells.index, cells["mean"], yerr=cells["std"].fillna(0), color=colors[label],
+                    marker="o", ms=4, lw=1, capsize=2, label=label)
+        drawn += list(cells["mean"] + cells["std"].fillna(0)) + list(cells["mean"] - cells["std"].fillna(0))
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="vocabulary size V", ylabel=METRIC_LABELS.get(metric, metric),
+           title="per variant: seed mean +-1 seed std")
+    ax.title.set_fontsize("small")
+    ax.legend(fontsize="x-small")
+    limit_to(ax, drawn)
+    return ax
