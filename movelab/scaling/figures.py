@@ -301,10 +301,11 @@ def fig_vocabulary(df, *, metric: str = "val_bpb", title: str = "") -> Figure:
     fig, axes = _panels(2, width=5.0, height=4.0)
     gains = vocabulary_gains(df, metric)
     slope = occurrence_slope(gains)
-    plot.plot_vocabulary_gains(axes[0], gains, vocabulary_cells(df, metric=metric), slope)
+    plot.plot_vocabulary_gains(axes[0], gains, vocabulary_cells(df, metric=metric), slope, metric)
     plot.plot_metric_by_vocabulary(axes[1], df, metric)
     stated = (f"slope {slope['slope']:+.4f} [{slope['low']:+.4f}, {slope['high']:+.4f}] per "
-              f"doubling of occurrences, {slope['dof']} dof" if np.isfinite(slope["low"]) else "")
+              f"doubling of occurrences, {slope['n']} (V, seed) gains, {slope['dof']} dof; a trend "
+              "across V at fixed tokens" if np.isfinite(slope["low"]) else "")
     fig.suptitle(f"{title or 'Vocabulary sweep'}, {len(df)} runs: does MoVE's gain grow with "
                  f"occurrences per bank row?\nH2 {slope['verdict']}" + (f"\n{stated}" if stated else ""),
                  fontsize="medium")

@@ -768,11 +768,11 @@ def plot_matched_comparisons(ax: Axes, table: pd.DataFrame, metric: str = "val_b
 
 
 def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
-                          slope: dict) -> Axes:
+                          slope: dict, metric: str = "val_bpb") -> Axes:
     """MoVE's paired gain over standard against the mean occurrences per bank row
     (tokens_seen / V, log2 axis), per MoVE size (`vocabulary.vocabulary_gains` and
-    `vocabulary_cells`): each seed's gain as a small dot, the cell's mean with its 95% t
-    interval, and H2's common slope (`occurrence_slope`) through each size's mean."""
+    `vocabulary_cells`): each seed's gain as a small dot, the cell's mean with its unadjusted
+    95% t interval, and H2's slope (`occurrence_slope`) through each size's mean."""
     if gains.empty:
         return note(ax, "no vocabulary has a standard and a MoVE run of one seed yet")
     colors = label_colors(variant_order(gains["path_label"]))
@@ -782,8 +782,9 @@ def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
         ax.scatter(rows["tokens_per_id"], rows["gain"], s=8, color=colors[label], alpha=0.5, lw=0)
         drawn += list(rows["gain"])
         for cell in cells[cells["path_label"] == label].itertuples():
-            at = float(rows.loc[rows["vocab_size"] == cell.vocab_size, "tokens_per_id"].iloc[0])
-            if np.isfinite(cell.low):
+            where = rows.loc[rows["vocab_size"] == cell.vocab_size, "tokens_per_id"]
+            if len(where) and np.isfinite(cell.low):  # (no gains at a V without its standard run)
+                at = float(where.iloc[0])
                 draw_interval(ax, at, cell.gain, cell.low, cell.high, vertical=True,
                               color=colors[label])
                 drawn += [cell.low, cell.high]
@@ -796,9 +797,10 @@ def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
     ax.axhline(0, color="0.2", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="mean occurrences per bank row (tokens seen / V)",
-           ylabel="standard minus MoVE, val BPB (paired by seed)",
-           title="H2: does the gain grow with occurrences per row?\n"
-                 "cell mean, 95% t interval; dots: seeds; dashed: the common slope")
+           ylabel=f"standard minus MoVE, {METRIC_LABELS.get(metric, metric).split(' (')[0]}\n"
+                  "(paired by seed; above 0: MoVE better)",
+           title="H2: does the gain grow with occurrences per row?\ncell mean, unadjusted 95% t "
+                 "interval; dots: seeds; dashed: H2's slope")
     ax.title.set_fontsize("small")
     ax.legend(fontsize="x-small")
     limit_to(ax, drawn)

@@ -56,7 +56,7 @@ def _holm_by_depth(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _difference(values: pd.Series, base: pd.Series, level: float) -> dict:
+def difference_or_lead(values: pd.Series, base: pd.Series, level: float = LEVEL) -> dict:
     """`paired_difference`, and where the arms share one seed only, that seed's difference as
     the estimate (test "one seed", no interval): a lead to draw, never a test."""
     out = paired_difference(values, base, level=level)
@@ -120,7 +120,7 @@ def matched_comparisons(df: pd.DataFrame, comparisons=None, *, metric: str = "va
         values, base = _by_seed(rows, depth, label, metric), _by_seed(rows, depth, reference, metric)
         out.append({"depth": depth, "path_label": label, "reference": reference,
                     "matched": ", ".join(matched), **ratios, "n_seeds": len(values),
-                    "n_reference": len(base), **_difference(values, base, level)})
+                    "n_reference": len(base), **difference_or_lead(values, base, level)})
     columns = ["depth", "path_label", "reference", "matched", "flops_ratio", "active_ratio",
                "total_ratio", "n_seeds", "n_reference"] + TEST_COLUMNS
     return _holm_by_depth(pd.DataFrame(out, columns=columns))
@@ -144,7 +144,7 @@ def frequency_differences(frequency: pd.DataFrame, labels, *, reference: str = "
             out.append({"depth": int(depth), "bucket": int(bucket), "path_label": label,
                         "occurrences_min": span["occurrences_min"],
                         "occurrences_max": span["occurrences_max"], "n_seeds": len(values),
-                        "n_reference": len(base), **_difference(values, base, level)})
+                        "n_reference": len(base), **difference_or_lead(values, base, level)})
     columns = ["depth", "bucket", "path_label", "occurrences_min", "occurrences_max", "n_seeds",
                "n_reference"] + TEST_COLUMNS
     return _holm_by_depth(pd.DataFrame(out, columns=columns))
