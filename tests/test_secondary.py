@@ -171,3 +171,21 @@ def test_a_standard_runs_diagnostics_saved_from_its_model_are_what_the_analysis_
     assert run_diagnostics(run_dir) == (recorded, "result.json")
     assert main(["inspect", str(run_dir), "--recompute", "--save"]) == 2
     assert "already records the diagnostics" in capsys.readouterr().err
+
+
+def test_the_secondary_figure_of_the_committed_prose_rows_reads_cleanly():
+    from pathlib import Path
+
+    from movelab.scaling.figures import fig_decoupling_secondary
+    from movelab.scaling.load import load_curves, load_runs, runs_csv_path
+    from movelab.scaling.secondary import frequency_bpb_on_test
+    from test_figures import reader_defects
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    if not runs_csv_path("decouple-prose", results).exists():
+        pytest.skip("results/decouple-prose/runs.csv is not committed")
+    df = load_runs("decouple-prose", results)
+    fig = fig_decoupling_secondary(df, frequency_bpb_on_test(df, "decouple-prose", results),
+                                   load_curves(df, "decouple-prose", results), title="decouple-prose")
+    assert reader_defects(fig) == []
+    assert f"decouple-prose, {len(df)} runs: secondary analyses" in fig._suptitle.get_text()

@@ -276,7 +276,7 @@ def fig_decoupling_secondary(df, frequency, curves, *, depths=(4, 6),
     per depth, val BPB minus standard by the input token's training frequency (top) and the
     effective slot count along training (bottom); the matched comparisons (iso-FLOP, equal
     total parameters) at the right."""
-    fig = Figure(figsize=(4.6 * (len(depths) + 1), 7.8), layout="constrained")
+    fig = Figure(figsize=(5.0 * (len(depths) + 1), 9.6), layout="constrained")
     axes = fig.subplot_mosaic([[f"frequency {d}" for d in depths] + ["matched"],
                                [f"slots {d}" for d in depths] + ["matched"]])
     differences = frequency_differences(frequency, labels)

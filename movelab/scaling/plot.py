@@ -710,12 +710,12 @@ def plot_frequency_differences(ax: Axes, table: pd.DataFrame, depth: int,
     ax.set_xticks(spans["bucket"], [f"{b}\n{lo:,.0f}-\n{hi:,.0f}" for b, lo, hi in
                                     zip(spans["bucket"], spans["occurrences_min"],
                                         spans["occurrences_max"])], fontsize="x-small")
-    ax.set(xlabel="bucket of the input token's training occurrences (1: rarest)",
-           ylabel=f"val BPB minus {reference} (paired by seed)",
-           title=f"depth {depth}: whom does the memory help? Below 0: better\n"
-                 "mean, 95% t interval (n seeds); hollow: one seed, no interval")
+    ax.set(xlabel="input token's training occurrences\n(5 equal shares of positions; 1: rarest)",
+           ylabel=f"val BPB minus {reference}",
+           title=f"depth {depth}: whom does the memory help?\nbelow 0: better; paired by "
+                 "seed, 95% t; hollow: one seed")
     ax.title.set_fontsize("small")
-    ax.legend(fontsize="x-small", loc="best")
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2)
     limit_to(ax, drawn)
     return ax
 
@@ -732,7 +732,7 @@ def plot_diagnostic_over_training(ax: Axes, table: pd.DataFrame, depth: int,
     for label in variant_order(rows["path_label"]):
         cells = rows[rows["path_label"] == label].sort_values("fraction")
         other_recipe = len(label.split()) > 2  # "MoVE x4 symbreak": not the paper's recipe
-        ax.plot(cells["fraction"], cells[column], color=colors[label], lw=1.2,
+        ax.plot(cells["fraction"], cells[column], color=colors[label], lw=1.2, marker="o", ms=2.5,
                 ls="--" if other_recipe else "-",
                 label=f"{label} (M {cells['slots'].iloc[0]}, n {cells['n_seeds'].max()})")
         spread = cells[f"{column}_std"]
@@ -743,7 +743,7 @@ def plot_diagnostic_over_training(ax: Axes, table: pd.DataFrame, depth: int,
            title=f"depth {depth}: {column.replace('_', ' ')} along training\n"
                  "(1: a token's slots move as one)")
     ax.title.set_fontsize("small")
-    ax.legend(fontsize="x-small", ncol=2, loc="best")
+    ax.legend(fontsize="x-small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return ax
 
 
