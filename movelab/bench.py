@@ -48,7 +48,8 @@ from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.model import GPT
 from movelab.training.config import MEMORY_UPDATES, TrainConfig
-from movelab.training.device import autocast, precision
+from movelab.training.device import (autocast, host_allocator, keep_freed_host_memory,
+                                     precision)
 from movelab.training.device import choose as choose_device
 from movelab.training.optim import build_optimizers, clip_gradients
 from movelab.variant import Variant
@@ -88,6 +89,7 @@ class BenchRow:
     precision: str                   # fp32 on the CPU; bf16 autocast on CUDA
     threads: int
     torch_version: str
+    host_allocator: str              # training.device.keep_freed_host_memory, as training runs
     batch_size: int
     seq_len: int
     steps: int
@@ -216,6 +218,7 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
     steps steps on one batch of random tokens and time the last `steps`; then one more step
     for the peak memory."""
     device = torch.device(device)
+    keep_freed_host_memory()  # as `movelab train` does
     if reference:
         model = ReferenceGPT(cfg).to(device)
         optimizers = [torch.optim.AdamW(model.parameters(), lr=TrainConfig.lr, foreach=True)]
@@ -313,6 +316,7 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
                 density=cfg.density, mode=mode, memory_update=memory_update, device=device,
                 precision=precision(chosen),
                 threads=threads or threads_before, torch_version=torch.__version__,
+                host_allocator=host_allocator(),
                 batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
                 matmul_size=matmul_size, rounds=rounds, matmul_peak_flops=max(peaks),
                 matmul_peak_spread=(max(peaks) - min(peaks)) / max(peaks),
@@ -433,7 +437,8 @@ def format_bench(rows: list[BenchRow]) -> str:
     seq_lens = "/".join(str(n) for n in dict.fromkeys(r.seq_len for r in rows))
     lines = [
         f"$ {bench_command(rows)}",
-        f"torch {first.torch_version}, device {first.device}, {first.threads} threads; matmul "
+        f"torch {first.torch_version}, device {first.device}, {first.threads} threads, host "
+        f"allocator {first.host_allocator}; matmul "
         f"peak {first.matmul_peak_flops / 1e9:.1f} GFLOP/s ({first.precision} {first.matmul_size}^2 x "
         f"{first.matmul_size}^2, best of {MATMUL_REPS} in each of {first.rounds} rounds; the rounds' "
         f"peaks differ by {100 * first.matmul_peak_spread:.0f}%)",

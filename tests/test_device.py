@@ -1,6 +1,11 @@
 """The device module: CPU in fp32 everywhere; CUDA (bf16 autocast, TF32, pinned batches) where a
 GPU exists. The CUDA tests skip, saying so, on a machine without one."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -120,3 +125,58 @@ def test_a_tiny_run_on_cuda_matches_the_cpu_run(corpus, cache, tmp_path):
     assert (gpu["device"], gpu["precision"]) == ("cuda", "bf16")
     assert (cpu["device"], cpu["precision"]) == ("cpu", "fp32")
     assert abs(gpu["val_bpb"] - cpu["val_bpb"]) < 0.05 * cpu["val_bpb"]
+
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+# A training step in small: activations of several sizes made in a "forward" and freed, last
+# first, in a "backward", with scratch buffers in between; the sizes cycle with a period of 4.
+STEPS_PAGE_FAULTS = """
+import resource, sys, torch
+from movelab.training import device
+if sys.argv[1] == "keep":
+    print(device.keep_freed_host_memory())
+def page_faults_of_a_step(step):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    saved = []
+    for i in range(12):
+        saved.append(torch.ones((1 + (i + step) % 4) << 20))
+        scratch = torch.ones(3 << 20); del scratch
+    while saved:
+        saved.pop()
+        grad = torch.ones(1 << 20); del grad
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(sum([page_faults_of_a_step(step) for step in range(24)][16:]))
+"""
+
+
+def _page_faults(mode: str, **env) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", STEPS_PAGE_FAULTS, mode], check=True, text=True,
+                         capture_output=True, env={**os.environ, **env}).stdout
+    return out.split("\n")[:-1]
+
+
+@pytest.mark.skipif(not GLIBC, reason="the host allocator setting is glibc's (mallopt)")
+def test_kept_host_memory_ends_the_page_faults_of_repeated_steps():
+    """glibc's default returns freed blocks to the kernel, so steps that allocate what the
+    previous one freed keep faulting on fresh pages; once the process keeps freed memory, steps
+    after the first period (the peak reached) fault on none."""
+    default = int(_page_faults("default")[0])
+    state, kept = _page_faults("keep")
+    assert state == "glibc: freed memory kept"
+    assert default > 5000 and int(kept) < default / 10, (default, kept)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the host allocator setting is glibc's (mallopt)")
+def test_the_environments_malloc_settings_win():
+    state, _ = _page_faults("keep", MALLOC_ARENA_MAX="4")
+    assert state == "glibc: the environment's MALLOC_* settings"
+
+
+def test_a_run_records_its_host_allocator(corpus, cache, tmp_path):
+    from movelab.training.loop import train
+
+    result = train(tiny_run(corpus), tmp_path / "run", cache_dir=cache, progress=False,
+                   device="cpu")
+    assert result["host_allocator"] == device.host_allocator()
+    if GLIBC:  # the loop turned it on (or found the environment's own settings)
+        assert result["host_allocator"].startswith("glibc: ")

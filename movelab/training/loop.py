@@ -151,6 +151,7 @@ def train(run: RunConfig, out_dir: Path, *, resume: bool = False, force: bool = 
     signals = _Signals()
     with distributed.process_group(), signals.installed():
         chosen_device.choose(device)
+        chosen_device.keep_freed_host_memory()
         if compile is None:
             compile = auto_compile(run, distributed.device())
         if memory_check:

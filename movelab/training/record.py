@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from movelab.data import cache
+from movelab.training.device import host_allocator
 from movelab.schema import (CURVE_COLUMNS, RESULT, SAVED_DIAGNOSTICS,  # noqa: F401 (the
                             curve_columns)  # record's file names and columns; the loop asks record)
 
@@ -44,7 +45,8 @@ def environment() -> dict:
     return {"git_commit": commit, "git_dirty": dirty, "torch_version": torch.__version__,
             "python_version": platform.python_version(),
             "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "hostname": platform.node()}
+            "threads": torch.get_num_threads(), "hostname": platform.node(),
+            "host_allocator": host_allocator()}
 
 
 def write_result(out_dir: Path, result: dict) -> None:
