@@ -129,7 +129,8 @@ def test_a_tiny_run_on_cuda_matches_the_cpu_run(corpus, cache, tmp_path):
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 # A training step in small: activations of several sizes made in a "forward" and freed, last
-# first, in a "backward", with scratch buffers in between; the sizes cycle with a period of 4.
+# first, in a "backward", with scratch buffers in between (the sizes cycle with a period of 4),
+# and a 40 MiB gradient (above any mmap threshold glibc accepts) made and dropped each step.
 STEPS_PAGE_FAULTS = """
 import resource, sys, torch
 from movelab.training import device
@@ -144,6 +145,7 @@ def page_faults_of_a_step(step):
     while saved:
         saved.pop()
         grad = torch.ones(1 << 20); del grad
+    memory_gradient = torch.ones(10 << 20); del memory_gradient
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 print(sum([page_faults_of_a_step(step) for step in range(24)][16:]))
 """

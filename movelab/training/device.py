@@ -43,22 +43,22 @@ def chosen() -> torch.device:
     return _chosen
 
 
-# glibc hands freed memory back to the kernel: blocks above its mmap threshold at once, and the
-# top of its heap whenever more than the trim threshold is free there. A training step frees
-# most of its activations at the end of every backward, so the next step gets them as new
-# pages: 5,000-60,000 page faults a step on the CPU presets, 5-20% of a step (research log,
-# 2026-12-01, session 8). Keeping freed memory in the process (its peak stays resident, which a
-# training process holds anyway) changes no arithmetic.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
-_MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts: smaller blocks come from the heap
+# glibc hands freed memory back to the kernel: blocks above its mmap threshold (32 MiB at most)
+# at once, and the top of its heap whenever more than the trim threshold is free there. A training
+# step frees most of its activations (and the memory's dense gradient: 75 MiB for d6 MoVE x16)
+# at the end of every backward, so the next step gets them as new pages: 5,000-22,000 page faults
+# a step on the CPU presets, 12-20% of a step (research log, 2026-12-01, session 8). Serving every
+# block from the heap and keeping it there (the process's peak stays resident, which a training
+# process holds anyway) changes no arithmetic.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc's malloc.h
 _TRIM_THRESHOLD = 2**31 - 1  # the largest int: return the heap's top only beyond 2 GiB free
-_TOP_PAD = 64 << 20         # grow the heap 64 MiB at a time
+_TOP_PAD = 64 << 20          # grow the heap 64 MiB at a time
 _host_allocator = "default"
 
 
 def keep_freed_host_memory() -> str:
     """Tell glibc's malloc to keep freed memory for reuse instead of returning it to the kernel
-    (mmap threshold 32 MiB, trim threshold 2 GiB, 64 MiB heap growth), once per process; nothing where
+    (no mmap'd blocks, trim threshold 2 GiB, 64 MiB heap growth), once per process; nothing where
     the C library is not glibc, or where the user set their own MALLOC_* (or glibc.malloc
     tunables) in the environment. Returns how the host allocator runs, for the run's record."""
     global _host_allocator
@@ -71,8 +71,7 @@ def keep_freed_host_memory() -> str:
         mallopt = ctypes.CDLL(None).mallopt
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
         if all(mallopt(option, value) == 1 for option, value in (
-                (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD),
-                (_M_TOP_PAD, _TOP_PAD))):
+                (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, _TOP_PAD))):
             _host_allocator = "glibc: freed memory kept"
     return _host_allocator
 
