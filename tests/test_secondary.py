@@ -11,8 +11,9 @@ from scipy import stats
 from movelab.cli import main
 from movelab.inspection import save_missing_diagnostics
 from movelab.scaling.load import load_frequency_bpb, run_diagnostics
-from movelab.scaling.secondary import (diagnostics_over_training, frequency_differences,
-                                       matched_comparisons, planned_comparisons)
+from movelab.scaling.secondary import (dense_control_rate, diagnostics_over_training,
+                                       frequency_differences, matched_comparisons,
+                                       planned_comparisons)
 from test_scaling_analysis import runs
 
 SEED_OFFSETS = {0: 0.0, 1: 0.02, 2: -0.01}  # shared by every run of a seed (same batches)
@@ -189,3 +190,37 @@ def test_the_secondary_figure_of_the_committed_prose_rows_reads_cleanly():
                                    load_curves(df, "decouple-prose", results), title="decouple-prose")
     assert reader_defects(fig) == []
     assert f"decouple-prose, {len(df)} runs: secondary analyses" in fig._suptitle.get_text()
+
+
+def dense_rate_rows(tmp_path, dev_bpb: dict[float, float]):
+    """A sweep "mini" under tmp_path: the dense control's dev runs at the rates of `dev_bpb`
+    (rate -> dev val_bpb), and its test-split run at rate 0.01, better than all of them, which a
+    choice must never read; each run's result.json records its training settings."""
+    records = [{"variant": "dense w240", "depth": 6, "seed": 0, "role": "control",
+                "recipe": "eval_split=dev", "val_bpb": bpb, "lr": lr}
+               for lr, bpb in dev_bpb.items()]
+    records.append({"variant": "dense w240", "depth": 6, "seed": 0, "role": "control",
+                    "recipe": "eval_split=test", "val_bpb": 0.5, "lr": 0.01, "split": "test"})
+    df = runs([{k: v for k, v in r.items() if k not in ("lr", "split")} for r in records])
+    df = df.assign(value_path="standard", path_label="dense w240",
+                   run_id=[f"run{i}" for i in range(len(df))])
+    for run_id, record in zip(df["run_id"], records):
+        run_dir = tmp_path / "mini" / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        train = {"lr": record["lr"], "eval_split": record.get("split", "dev")}
+        (run_dir / "result.json").write_text(json.dumps({"config": {"train": train}}))
+    return df
+
+
+@pytest.mark.parametrize("dev_bpb, chosen, run_next", [
+    ({0.005: 1.9, 0.01: 1.8}, None, None),                       # not all three yet
+    ({0.005: 1.9, 0.01: 1.8, 0.02: 1.85}, 0.01, None),           # inside: chosen
+    ({0.005: 1.9, 0.01: 1.85, 0.02: 1.8}, None, 0.04),           # at the top edge: one more
+    ({0.005: 1.8, 0.01: 1.85, 0.02: 1.9}, None, 0.0025),         # at the bottom edge
+    ({0.005: 1.9, 0.01: 1.85, 0.02: 1.8, 0.04: 1.7}, 0.04, None),  # the extra run decides
+])
+def test_the_dense_control_rate_follows_the_plans_rule_on_dev_rows_only(tmp_path, dev_bpb,
+                                                                         chosen, run_next):
+    out = dense_control_rate(dense_rate_rows(tmp_path, dev_bpb), "mini", tmp_path)
+    assert (out["chosen"], out["run_next"]) == (chosen, run_next), out["reason"]
+    assert sorted(out["runs"]["lr"]) == sorted(dev_bpb)  # the test-split run never counts

@@ -128,6 +128,24 @@ def run_diagnostics(run_dir: Path | str) -> tuple[dict | None, str]:
     return None, ""
 
 
+def with_train_settings(df: pd.DataFrame, sweep: str = "cpu-text",
+                        results_dir: Path | str | None = None,
+                        fields: tuple[str, ...] = ("lr", "eval_split")) -> pd.DataFrame:
+    """`df` with a column `train_<field>` per field: each run's training setting as its
+    result.json records it (config.train), where runs.csv has only the recipe's fields that
+    differ from their defaults."""
+    settings = []
+    for run in df.itertuples():
+        path = runs_csv_path(sweep, results_dir).parent / "runs" / run.run_id / RESULT
+        if not path.exists():
+            raise FileNotFoundError(f"no {RESULT} for run {run.run_id} at {path}: the runs/ "
+                                    "folders must sit beside runs.csv (check --results-dir)")
+        train = json.loads(path.read_text())["config"]["train"]
+        settings.append({f"train_{field}": train.get(field) for field in fields})
+    return df.assign(**pd.DataFrame(settings, index=df.index,
+                                    columns=[f"train_{field}" for field in fields]))
+
+
 def load_frequency_bpb(df: pd.DataFrame, sweep: str = "cpu-text",
                        results_dir: Path | str | None = None) -> pd.DataFrame:
     """One row per (run of `df`, frequency bucket): the final val BPB of the validation

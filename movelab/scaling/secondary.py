@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from movelab.scaling.analysis import LEVEL, holm, paired_difference
-from movelab.scaling.load import load_frequency_bpb
+from movelab.scaling.load import load_frequency_bpb, with_train_settings
 
 MATCH_TOLERANCE = 0.03  # a cost "matched" within 3% (the plans' iso-FLOP rule)
 COMPARED_ROLES = ("main", "seed", "control")
@@ -45,6 +45,33 @@ def _compared_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows a comparison may use: test-split scores of main, seed and control runs."""
     rows = scored_on_test(df)
     return rows[rows["role"].isin(COMPARED_ROLES)]
+
+
+def dense_control_rate(df: pd.DataFrame, sweep: str, results_dir=None) -> dict:
+    """PLAN.md's one choice made from a sweep's rows, the dense control's base learning rate, by
+    its rule: among the dense control's dev-split runs (role control, the standard path,
+    eval_split=dev), the rate of the lowest dev val_bpb; if that is the lowest or the highest of
+    the three rates first tried, one more run beyond that edge (half the rate, or twice) decides
+    before the choice. Returns the runs (rate, dev val_bpb), `chosen` (None until the rule can
+    choose), `run_next` (the rate to run first, or None) and `reason`, a sentence."""
+    dense = df[(df["role"] == "control") & (df["value_path"] == "standard")]
+    dense = with_train_settings(dense, sweep, results_dir)
+    dev = dense[dense["train_eval_split"] == "dev"].rename(columns={"train_lr": "lr"})
+    runs = dev[["run_id", "path_label", "lr", "val_bpb"]].sort_values("lr", ignore_index=True)
+    out = {"runs": runs, "chosen": None, "run_next": None}
+    if len(runs) < 3:
+        return out | {"reason": f"{len(runs)} of the 3 dev runs of the dense control have "
+                                "finished; the rule chooses from all three"}
+    best = float(runs.loc[runs["val_bpb"].idxmin(), "lr"])
+    lowest, highest = float(runs["lr"].min()), float(runs["lr"].max())
+    if len(runs) == 3 and best in (lowest, highest):
+        beyond = best / 2 if best == lowest else best * 2
+        return out | {"run_next": beyond,
+                      "reason": f"the lowest dev val_bpb is at the edge rate {best:g}: run "
+                                f"{beyond:g} on dev first (PLAN.md), then choose"}
+    return out | {"chosen": best,
+                  "reason": f"rate {best:g}: the lowest dev val_bpb of {len(runs)} rates "
+                            f"({', '.join(f'{r:g}' for r in runs['lr'])})"}
 
 
 def frequency_bpb_on_test(df: pd.DataFrame, sweep: str, results_dir=None) -> pd.DataFrame:
