@@ -155,3 +155,20 @@ def test_the_vocabulary_figure_states_the_verdict_it_draws():
     assert reader_defects(waiting) == []  # a vocabulary whose standard runs are not in yet
     empty = fig_vocabulary(vocab_sweep(slope=0.0).iloc[0:0], title="none")
     assert "not assessable" in empty._suptitle.get_text()
+
+
+def test_two_seed_intervals_do_not_set_the_gain_axis():
+    """With two seeds a cell's 95% t interval is 12.7 standard errors wide: the gain panel spans
+    the gains drawn, and an interval beyond it ends in an arrow at the edge."""
+    df = vocab_sweep(slope=0.004, noise=0.01, standard_noise=0.002)
+    fig = fig_vocabulary(df)
+    ax = fig.axes[0]
+    gains = vocabulary_gains(df)["gain"]
+    bottom, top = ax.get_ylim()
+    assert bottom < min(gains.min(), 0) and top > gains.max()
+    assert top - bottom < 2 * (gains.max() - min(gains.min(), 0))  # not the intervals' span
+    cells = vocabulary_cells(df)
+    assert (cells["high"] > top).any()  # the case the arrows are for
+    arrows = [line for line in ax.get_lines() if line.get_marker() in ("^", "v")
+              and len(line.get_ydata()) == 1]
+    assert len(arrows) == (cells["high"] > top).sum() + (cells["low"] < bottom).sum()

@@ -771,27 +771,33 @@ def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
                           slope: dict, metric: str = "val_bpb") -> Axes:
     """MoVE's paired gain over standard against the mean occurrences per bank row
     (tokens_seen / V, log2 axis), per MoVE size (`vocabulary.vocabulary_gains` and
-    `vocabulary_cells`): each seed's gain as a small dot, the cell's mean with its unadjusted
-    95% t interval, and H2's slope (`occurrence_slope`) through each size's mean."""
+    `vocabulary_cells`; the sizes side by side at each V): each seed's gain as a small dot, the
+    cell's mean with its unadjusted 95% t interval, and H2's slope (`occurrence_slope`) through
+    each size's mean. The axis spans the gains; an interval that runs past it (two seeds give
+    one degree of freedom, t = 12.7) ends in an arrow at the edge."""
     if gains.empty:
         return note(ax, "no vocabulary has a standard and a MoVE run of one seed yet")
-    colors = label_colors(variant_order(gains["path_label"]))
-    drawn = [0.0]
-    for label in variant_order(gains["path_label"]):
+    labels = variant_order(gains["path_label"])
+    colors = label_colors(labels)
+    drawn, intervals = [0.0], []
+    for i, label in enumerate(labels):
         rows = gains[gains["path_label"] == label]
-        ax.scatter(rows["tokens_per_id"], rows["gain"], s=8, color=colors[label], alpha=0.5, lw=0)
+        dodge = 2 ** (0.05 * (i - (len(labels) - 1) / 2))  # side by side on the log2 axis
+        ax.scatter(rows["tokens_per_id"] * dodge, rows["gain"], s=8, color=colors[label],
+                   alpha=0.5, lw=0)
         drawn += list(rows["gain"])
         for cell in cells[cells["path_label"] == label].itertuples():
             where = rows.loc[rows["vocab_size"] == cell.vocab_size, "tokens_per_id"]
             if len(where) and np.isfinite(cell.low):  # (no gains at a V without its standard run)
-                at = float(where.iloc[0])
+                at = float(where.iloc[0]) * dodge
                 draw_interval(ax, at, cell.gain, cell.low, cell.high, vertical=True,
                               color=colors[label])
-                drawn += [cell.low, cell.high]
+                drawn.append(cell.gain)
+                intervals.append((at, cell.low, cell.high, colors[label]))
         if np.isfinite(slope["slope"]):
             x = np.log2(rows["tokens_per_id"].to_numpy(float))
             grid = np.linspace(x.min(), x.max(), 20)
-            ax.plot(2 ** grid, rows["gain"].mean() + slope["slope"] * (grid - x.mean()),
+            ax.plot(2 ** grid * dodge, rows["gain"].mean() + slope["slope"] * (grid - x.mean()),
                     color=colors[label], lw=1, ls="--")
         ax.plot([], [], color=colors[label], marker="o", lw=1, ls="--", label=label)
     ax.axhline(0, color="0.2", lw=0.8)
@@ -802,8 +808,17 @@ def plot_vocabulary_gains(ax: Axes, gains: pd.DataFrame, cells: pd.DataFrame,
            title="H2: does the gain grow with occurrences per row?\ncell mean, unadjusted 95% t "
                  "interval; dots: seeds; dashed: H2's slope")
     ax.title.set_fontsize("small")
+    limit_to(ax, drawn, margin=0.25)
+    bottom, top = ax.get_ylim()
+    clipped = False
+    for at, low, high, color in intervals:
+        for end, edge, marker in ((low, bottom, "v"), (high, top, "^")):
+            if (end < edge) if marker == "v" else (end > edge):
+                ax.plot(at, edge, marker=marker, color=color, ms=6, clip_on=False, zorder=5)
+                clipped = True
+    if clipped:
+        ax.plot([], [], color="0.4", marker="^", ls="", label="interval beyond the axis")
     ax.legend(fontsize="x-small")
-    limit_to(ax, drawn)
     return ax
 
 
