@@ -122,7 +122,7 @@ def load_prose(cache_dir: Path, progress: bool = False,
     missing = [source for source in sources if not source.present()]
     if missing:
         raise DataError(
-            f"the `prose` corpus is built from Debian packages; missing: "
+            "the `prose` corpus is built from Debian packages; missing: "
             + ", ".join(f"{s.package} (no {s.missing_file()})" for s in missing)
             + f"; install them: apt-get install {' '.join(s.package for s in missing)}")
     cached = Path(cache_dir) / "corpora" / f"prose-{sources_hash(sources)}-clean{CLEANING_VERSION}.json"
