@@ -128,3 +128,14 @@ def test_a_cell_with_one_seed_gets_its_own_gain_without_an_interval():
     table = slot_gain_table(one_seed).set_index(["depth", "slots"])
     assert (table["n"] == 1).all() and table["low"].isna().all()
     assert table.loc[(6, 48), "gain"] == pytest.approx(0.08)
+
+
+def test_the_slot_axes_are_ticked_at_the_slot_counts_drawn():
+    figure = fig_decoupling(sweep(slope=0.02, gain16={4: 0.05, 6: 0.08}), bootstrap=20)
+    slot_axes = {ax.get_title(): ax for ax in figure.axes if ax.get_xlabel() == "MoVE slots M"}
+    by_depth = {4: [2, 4, 8, 16, 32], 6: [3, 6, 12, 24, 48]}  # d6's fall between powers of 2
+    for title, ax in slot_axes.items():
+        depth = 4 if title.startswith("depth 4") else 6
+        assert list(ax.get_xticks()) == by_depth[depth], title
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(m) for m in by_depth[depth]]
+    assert len(slot_axes) == 4

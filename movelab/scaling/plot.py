@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
-from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import (EngFormatter, LogLocator, MaxNLocator, NullFormatter,
+                               NullLocator)
 
 from movelab.scaling.analysis import (ChinchillaReproduction, ComputeLaws, ExchangeRate,
                                       JointLawSelection, band_is_drawn, interval, law_grid,
@@ -75,6 +76,16 @@ def limit_to(ax: Axes, values, *, axis: str = "y", margin: float = 0.08) -> None
         pad = margin * (high - low) if high > low else 0.05 * max(abs(high), 1e-3)
         limits = (low - pad, high + pad)
     (ax.set_ylim if axis == "y" else ax.set_xlim)(*limits)
+
+
+def slot_ticks(ax: Axes, slots) -> None:
+    """A log2 slot axis ticked at the slot counts drawn (M = 3, 6, 12, ... at d6 falls between
+    powers of two), labelled as plain numbers."""
+    ax.set_xscale("log", base=2)
+    values = sorted({int(m) for m in slots})
+    ax.set_xticks(values, [str(m) for m in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def hollow(color) -> dict:
@@ -231,7 +242,7 @@ def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float,
         if len(bpb):
             ax.axhline(bpb.mean(), color=colors[label], lw=1, ls=":")
             drawn.append(bpb.mean())
-    ax.set_xscale("log", base=2)
+    slot_ticks(ax, cells.index)
     seeds = runs["seed"].nunique()
     ax.set(xlabel="MoVE slots M", ylabel=METRIC_LABELS.get(metric, metric),
            title=f"depth {depth} ({seeds} seed{'s' if seeds > 1 else ''})")
@@ -292,7 +303,7 @@ def plot_gain_over_baseline(ax: Axes, table: pd.DataFrame, depth: int, *,
         ax.plot([], [], color=color, marker=marker, lw=1,
                 label=f"{arm} (n {cells['n'].max()})")
     ax.axhline(0, color="0.2", lw=0.8)
-    ax.set_xscale("log", base=2)
+    slot_ticks(ax, rows["slots"])
     name = METRIC_LABELS.get(metric, metric).split(" (")[0]
     ax.set(xlabel="MoVE slots M", ylabel=f"{baseline} minus MoVE,\n{name} (paired by seed)",
            title=f"depth {depth}: gain over {baseline}\nmean, 95% t interval; dots: seeds")
