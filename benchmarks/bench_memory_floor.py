@@ -43,24 +43,22 @@ FLOAT_BYTES = 4
 COPY_REPS = 10
 
 
+def memory_parameters(cfg: ModelConfig) -> int:
+    """P: the memory path's parameters (MoVE bank or LaVE tables), from the accounting."""
+    params = analytic_costs(cfg).params
+    return params["move_bank"] + params["lave_tables"]
+
+
 def floor_bytes(cfg: ModelConfig, tokens: int) -> int:
     """The least bytes per dense-update training step of `cfg`'s memory path (module docstring)."""
-    if cfg.value_path == "move":
-        row = cfg.slots * cfg.d_kv
-        return FLOAT_BYTES * ((2 * cfg.depth + 2) * tokens * row + 9 * cfg.vocab_size * row)
-    if cfg.value_path == "lave":
-        per_table = 4 * tokens * cfg.d_kv + 9 * cfg.vocab_size * cfg.d_kv
-        return FLOAT_BYTES * len(cfg.lave_layers) * per_table
-    return 0
+    gathered = analytic_costs(cfg).elements_gathered_per_token  # R, or the tables' d_kv each
+    passes = {"move": 2 * cfg.depth + 2, "lave": 4}.get(cfg.value_path, 0)
+    return FLOAT_BYTES * (passes * tokens * gathered + 9 * memory_parameters(cfg))
 
 
 def state_bytes(cfg: ModelConfig) -> int:
     """Parameter, gradient and two AdamW moments of the memory path."""
-    if cfg.value_path == "move":
-        return 4 * FLOAT_BYTES * cfg.vocab_size * cfg.slots * cfg.d_kv
-    if cfg.value_path == "lave":
-        return 4 * FLOAT_BYTES * len(cfg.lave_layers) * cfg.vocab_size * cfg.d_kv
-    return 0
+    return 4 * FLOAT_BYTES * memory_parameters(cfg)
 
 
 def copy_bandwidth(nbytes: int) -> float:
