@@ -123,6 +123,19 @@ def test_frequency_differences_recover_the_constructed_gain_per_bucket():
     assert table["occurrences_min"].tolist()[:1] == [10]
 
 
+def test_frequency_differences_with_one_shared_seed_fall_back_to_welch_over_all_seeds():
+    # standard at seeds 0 and 2, MoVE x4 at 0 and 1 (a sweep midway): one shared seed is no
+    # pair to test, so paired_difference's rule compares every seed of each arm, unpaired
+    rows = frequency_rows(gains={"MoVE x4": [-0.05] * 5}, one_seed=())
+    rows = rows[~((rows["path_label"] == "standard") & (rows["seed"] == 1))
+                & ~((rows["path_label"] == "MoVE x4") & (rows["seed"] == 2))]
+    table = frequency_differences(rows, ["MoVE x4"])
+    assert set(table["test"]) == {"Welch t"} and set(table["n"]) == {"2+2"}
+    welch = -0.05 + np.mean([SEED_OFFSETS[0], SEED_OFFSETS[1]]) - np.mean([SEED_OFFSETS[0], SEED_OFFSETS[2]])
+    assert table["difference"].to_numpy() == pytest.approx([welch] * 5)
+    assert welch != pytest.approx(-0.05)  # not the one shared seed's pair
+
+
 def test_diagnostics_over_training_are_seed_means_at_each_fraction():
     # seed 2's last evaluation recorded no diagnostic: its first is still at half of training
     curves = pd.DataFrame([{"run_id": f"r{seed}", "path_label": "MoVE x4", "depth": 4, "slots": 8,
