@@ -220,10 +220,14 @@ class ChunkedHeadLoss(torch.autograd.Function):
             logits = x[rows] @ weight.t()
             target = targets[rows].clamp_min(0).unsqueeze(1)
             weights = counted[rows].to(x.dtype).unsqueeze(1)
-            lse = torch.logsumexp(logits, dim=1, keepdim=True)
-            loss = loss + ((lse - logits.gather(1, target)) * weights).sum()
-            grad_logits = torch.exp(logits - lse).scatter_add(
-                1, target, -torch.ones_like(lse)) * (weights / count)
+            # exp once, then the one-hot as a scatter of one element a row: logsumexp and a
+            # second exp, or a scatter over the whole chunk, cost the chunk two more passes
+            peak = logits.amax(dim=1, keepdim=True)
+            exp = torch.exp(logits - peak)
+            total = exp.sum(dim=1, keepdim=True)
+            loss = loss + ((peak + total.log() - logits.gather(1, target)) * weights).sum()
+            scale = weights / count
+            grad_logits = (exp * (scale / total)).scatter_add_(1, target, -scale)
             grad_x[rows] = grad_logits @ weight
             grad_weight += grad_logits.t() @ x[rows]
         ctx.save_for_backward(grad_x, grad_weight)
