@@ -82,6 +82,11 @@ def test_criteria_the_rows_cannot_assess_hold_neither_way():
     assert half_done.loc["slot slope", "holds"] is None
     assert "no MoVE runs at d6" in half_done.loc["slot slope", "detail"]
     assert half_done.loc["depth", "holds"] is None and half_done.loc["beyond noise", "holds"] is None
+    # d6's x16 at one seed (a sweep midway): its gain there is one pair, a lead, not a seed mean
+    one_seed = df[~((df["depth"] == 6) & (df["path_label"] == "MoVE x16") & (df["seed"] > 0))]
+    lead = verdict_of(one_seed)
+    assert lead.loc["depth", "holds"] is None and np.isfinite(lead.loc["depth", "estimate"])
+    assert "n 1" in lead.loc["depth", "detail"] and "not assessable" in lead.loc["depth", "detail"]
 
 
 def test_a_second_arm_is_judged_in_place_of_the_papers_memory_rows():
@@ -139,3 +144,12 @@ def test_the_slot_axes_are_ticked_at_the_slot_counts_drawn():
         assert list(ax.get_xticks()) == by_depth[depth], title
         assert [t.get_text() for t in ax.get_xticklabels()] == [str(m) for m in by_depth[depth]]
     assert len(slot_axes) == 4
+
+
+def test_a_depth_whose_memory_cells_lag_its_seeds_says_so_in_its_title():
+    # a sweep midway: d6 standard and +g0 at 3 seeds, its MoVE cells at seed 0 only
+    df = sweep(slope=0.02, gain16={4: 0.05, 6: 0.08})
+    midway = df[~((df["depth"] == 6) & (df["value_path"] == "move") & (df["seed"] > 0))]
+    titles = {ax.get_title() for ax in fig_decoupling(midway, bootstrap=20).axes}
+    assert "depth 4 (3 seeds)" in titles
+    assert "depth 6 (MoVE 1 seed a slot count, 3 in all)" in titles

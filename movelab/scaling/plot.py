@@ -243,9 +243,13 @@ def plot_bpb_vs_slots(ax: Axes, df: pd.DataFrame, depth: int, pooled_std: float,
             ax.axhline(bpb.mean(), color=colors[label], lw=1, ls=":")
             drawn.append(bpb.mean())
     slot_ticks(ax, cells.index)
-    seeds = runs["seed"].nunique()
-    ax.set(xlabel="MoVE slots M", ylabel=METRIC_LABELS.get(metric, metric),
-           title=f"depth {depth} ({seeds} seed{'s' if seeds > 1 else ''})")
+    seeds, fewest, most = runs["seed"].nunique(), int(cells["n"].min()), int(cells["n"].max())
+    title = f"depth {depth} ({seeds} seed{'s' if seeds > 1 else ''})"
+    if fewest < seeds:  # the depth's seeds are not every MoVE cell's: say what the cells have
+        per_cell = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+        title = (f"depth {depth} (MoVE {per_cell} seed{'s' if most > 1 else ''} a slot count, "
+                 f"{seeds} in all)")
+    ax.set(xlabel="MoVE slots M", ylabel=METRIC_LABELS.get(metric, metric), title=title)
     limit_to(ax, drawn)
     return ax
 

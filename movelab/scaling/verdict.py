@@ -6,7 +6,8 @@ as the plans define them, so the Findings quote functions, not hand arithmetic.
   1 slot slope    the pooled slot gain (`analysis.pooled_slot_gain` over `depths`, seed-paired,
                   depth-by-seed blocks) is positive with its interval excluding 0;
   2 depth         gain(deepest) - gain(shallowest) >= 0, where gain(d) is the mean paired
-                  difference metric(baseline) - metric(largest MoVE) over seeds at depth d;
+                  difference metric(baseline) - metric(largest MoVE) over seeds at depth d
+                  (2+ paired seeds at each depth, so that gain(d) is a seed mean);
   3 beyond noise  at every depth of `depths`, that mean paired difference exceeds 3 standard
                   errors of the per-seed differences;
   4 exchange rate the dense-equivalent active size of the largest MoVE at the deepest depth
@@ -107,12 +108,15 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
     difference, se = m_high - m_low, float(np.hypot(se_low, se_high))
     dof = min(len(gains[depths[0]]), len(gains[depths[-1]])) - 1
     half = stats.t.ppf(0.5 + level / 2, dof) * se if dof > 0 and np.isfinite(se) else np.nan
+    # a point estimate, but of seed means: one seed at a depth is a lead, not the criterion
+    assessable = np.isfinite(difference) and dof > 0
     rows.append({"criterion": "depth", "estimate": difference, "low": difference - half,
                  "high": difference + half, "threshold": 0.0,
-                 "holds": bool(difference >= 0) if np.isfinite(difference) else None,
+                 "holds": bool(difference >= 0) if assessable else None,
                  "detail": f"gain of {largest} over {baseline}: "
                            f"d{depths[0]} {m_low:+.4f} (n {len(gains[depths[0]])}), "
-                           f"d{depths[-1]} {m_high:+.4f} (n {len(gains[depths[-1]])})"})
+                           f"d{depths[-1]} {m_high:+.4f} (n {len(gains[depths[-1]])})"
+                           + ("" if assessable else "; not assessable: under 2 paired seeds")})
 
     margins = [(d, m - SIGMAS * s) for d, (m, s) in moments.items()]
     assessable = all(np.isfinite(margin) for _, margin in margins)
