@@ -210,17 +210,18 @@ def dense_rate_rows(tmp_path, dev_bpb: dict[float, float]):
     (rate -> dev val_bpb), and its test-split run at rate 0.01, better than all of them, which a
     choice must never read; each run's result.json records its training settings."""
     records = [{"variant": "dense w240", "depth": 6, "seed": 0, "role": "control",
-                "recipe": "eval_split=dev", "val_bpb": bpb, "lr": lr}
+                "recipe": "", "val_bpb": bpb, "lr": lr}  # dev, the default: not in the recipe
                for lr, bpb in dev_bpb.items()]
     records.append({"variant": "dense w240", "depth": 6, "seed": 0, "role": "control",
                     "recipe": "eval_split=test", "val_bpb": 0.5, "lr": 0.01, "split": "test"})
     df = runs([{k: v for k, v in r.items() if k not in ("lr", "split")} for r in records])
-    df = df.assign(value_path="standard", path_label="dense w240",
+    df = df.assign(value_path="standard", path_label="dense w240", task="text",
                    run_id=[f"run{i}" for i in range(len(df))])
     for run_id, record in zip(df["run_id"], records):
         run_dir = tmp_path / "mini" / "runs" / run_id
         run_dir.mkdir(parents=True)
-        train = {"lr": record["lr"], "eval_split": record.get("split", "dev")}
+        # as the recorder writes it: a recipe field at its default (dev) is left out
+        train = {"lr": record["lr"], **({"eval_split": "test"} if "split" in record else {})}
         (run_dir / "result.json").write_text(json.dumps({"config": {"train": train}}))
     return df
 

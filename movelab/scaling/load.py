@@ -133,7 +133,8 @@ def with_train_settings(df: pd.DataFrame, sweep: str = "cpu-text",
                         fields: tuple[str, ...] = ("lr", "eval_split")) -> pd.DataFrame:
     """`df` with a column `train_<field>` per field: each run's training setting as its
     result.json records it (config.train), where runs.csv has only the recipe's fields that
-    differ from their defaults."""
+    differ from their defaults. result.json leaves those out too: a recipe field at its default
+    reads None here (the split: read it from the recipe, as `secondary.scored_on_test` does)."""
     settings = []
     for run in df.itertuples():
         path = runs_csv_path(sweep, results_dir).parent / "runs" / run.run_id / RESULT

@@ -55,8 +55,11 @@ def dense_control_rate(df: pd.DataFrame, sweep: str, results_dir=None) -> dict:
     before the choice. Returns the runs (rate, dev val_bpb), `chosen` (None until the rule can
     choose), `run_next` (the rate to run first, or None) and `reason`, a sentence."""
     dense = df[(df["role"] == "control") & (df["value_path"] == "standard")]
-    dense = with_train_settings(dense, sweep, results_dir)
-    dev = dense[dense["train_eval_split"] == "dev"].rename(columns={"train_lr": "lr"})
+    # the split as `scored_on_test` reads it, from the recipe: eval_split is a recipe field, and
+    # result.json's config.train leaves a recipe field out at its default (dev)
+    dev = dense.drop(index=scored_on_test(dense).index)
+    dev = with_train_settings(dev, sweep, results_dir, fields=("lr",)).rename(
+        columns={"train_lr": "lr"})
     runs = dev[["run_id", "path_label", "lr", "val_bpb"]].sort_values("lr", ignore_index=True)
     out = {"runs": runs, "chosen": None, "run_next": None}
     if len(runs) < 3:
