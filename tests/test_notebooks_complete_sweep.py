@@ -1,4 +1,4 @@
-"""Notebooks 08 and 09 on a stand-in for a *completed* decouple-prose: every run its sweep.toml
+"""Notebooks 08 and 09 on a stand-in for a *completed* (and a half-finished) decouple-prose: every run its sweep.toml
 plans (and the dense-test group PLAN.md adds once the dense control's rate is chosen), so their
 check cells meet, before the real rows exist, the kinds of rows they have not met yet: d6 seeds
 1-2 of every seeded cell, the d6 symbreak arm, the d8 standard run of the dense law, and the
@@ -133,9 +133,21 @@ def write_folder(target, planned, folder: dict, result: dict) -> None:
 def complete(tmp_path_factory):
     """tmp/results/decouple-prose, every planned run finished (and dense-test added); returns
     the tmp folder holding results/ and notebooks/, and the stand-in's own runs (id -> kind)."""
+    return stand_in(tmp_path_factory, "complete", keep=lambda index: True)
+
+
+@pytest.fixture(scope="module")
+def midway(tmp_path_factory):
+    """The same with every other missing run finished, in plan order (at 58 of 76 committed:
+    seed 2 of d6 MoVE x1, x4, x16 but not seed 1, four of nine symbreak cells, the d8 run, one of
+    the dense control's three dev runs, and some of its test seeds)."""
+    return stand_in(tmp_path_factory, "midway", keep=lambda index: index % 2 == 0)
+
+
+def stand_in(tmp_path_factory, name: str, keep):
     if not (SOURCE / "runs.csv").exists():
         pytest.skip(f"results/{SWEEP}/runs.csv is not committed")
-    base = tmp_path_factory.mktemp("complete")
+    base = tmp_path_factory.mktemp(name)
     target = base / "results" / SWEEP
     target.mkdir(parents=True)
     (base / "notebooks").mkdir()
@@ -151,9 +163,8 @@ def complete(tmp_path_factory):
     done = {r["run_id"] for r in rows}
     assert done <= {p.run_id for p in sweep.runs}, "a committed row the sweep does not plan"
     added, kinds = [], {}
-    for planned in sweep.runs:
-        if planned.run_id in done:
-            continue
+    missing = [planned for planned in sweep.runs if planned.run_id not in done]
+    for planned in (p for index, p in enumerate(missing) if keep(index)):
         folder, scores = donors(planned, rows)
         result = record_of(planned, folder, scores)
         write_folder(target, planned, folder, result)
@@ -163,7 +174,7 @@ def complete(tmp_path_factory):
         writer = csv.DictWriter(file, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows + added)
-    assert all(sweep.status(p) == "done" for p in sweep.runs)  # a completed sweep
+    assert all(sweep.status(p) == "done" for p in sweep.runs) == (len(kinds) == len(missing))
     return base, kinds
 
 
@@ -242,3 +253,13 @@ def test_the_secondary_notebook_checks_a_completed_sweep(complete):
     assert "checked: 79 rows," in text  # the check cell ran to its end
     assert re.search(r"MoVE x4 +dense w240 +total params", shown)  # the matched table shows it
     assert f"rate {CHOSEN_RATE:g}: the lowest dev val_bpb of 3 rates (0.005, 0.01, 0.02)" in text
+
+
+@pytest.mark.parametrize("name", ["08_decoupling_verdict", "09_decoupling_secondary"])
+def test_the_notebooks_check_a_sweep_midway(midway, name):
+    base, kinds = midway
+    text, _ = executed(name, base)
+    rows = len(load_runs(SWEEP, base / "results"))
+    assert rows == len(committed_rows()) + len(kinds)
+    assert f"{rows} finished runs in ../results/{SWEEP}/runs.csv" in text
+    assert f"checked: {rows} rows" in text  # the check cell ran to its end
