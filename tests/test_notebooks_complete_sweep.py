@@ -1,8 +1,9 @@
 """Notebooks 08 and 09 on a stand-in for a *completed* decouple-prose (and a half-finished one):
-every run its sweep.toml plans (and the dense-test group PLAN.md adds once the dense control's rate is chosen), so their
-check cells meet, before the real rows exist, the kinds of rows they have not met yet: d6 seeds
-1-2 of every seeded cell, the d6 symbreak arm, the d8 standard run of the dense law, and the
-dense control on the dev split (three rates) and on the test split (seeds 0-2).
+every run its sweep.toml plans (and the dense-test group PLAN.md adds once the dense control's
+rate is chosen), so their check cells meet, before the real rows exist, the kinds of rows they
+have not met yet: d6 seeds 1-2 of every seeded cell, the d6 symbreak arm, the d8 standard run of
+the dense law, and the dense control on the dev split (three rates) and on the test split (seeds
+0-2).
 
 The stand-in lives under tmp_path and is built from committed records only. A committed run is
 copied as it is. A run not yet finished takes its run id, groups, role, variant and config from
