@@ -80,7 +80,11 @@ def test_criteria_the_rows_cannot_assess_hold_neither_way():
     assert not claimed(table.reset_index())
     half_done = verdict_of(df[df["depth"] != 6])  # a stage missing: nothing is judged on d4 alone
     assert half_done.loc["slot slope", "holds"] is None
-    assert "no MoVE runs at d6" in half_done.loc["slot slope", "detail"]
+    assert "under 2 MoVE slot counts at d6" in half_done.loc["slot slope", "detail"]
+    only_x1 = verdict_of(df[~((df["depth"] == 6) & (df["path_label"] != "MoVE x1")
+                              & (df["value_path"] == "move"))])  # d6: one slot count, no slope
+    assert only_x1.loc["slot slope", "holds"] is None
+    assert "under 2 MoVE slot counts at d6" in only_x1.loc["slot slope", "detail"]
     assert half_done.loc["depth", "holds"] is None and half_done.loc["beyond noise", "holds"] is None
     # d6's x16 at one seed (a sweep midway): its gain there is one pair, a lead, not a seed mean
     one_seed = df[~((df["depth"] == 6) & (df["path_label"] == "MoVE x16") & (df["seed"] > 0))]

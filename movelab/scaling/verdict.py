@@ -91,7 +91,9 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
 
     pooled = pooled_slot_gain(df, depths=depths, all_seeds=True, level=level, metric=metric)
     memory = df[(df["value_path"] == "move") & df["role"].isin(("main", "seed"))]
-    missing = [d for d in depths if d not in set(memory["depth"])]
+    # a depth adds to the slope only where it has 2+ slot counts to compare
+    slot_counts = memory.groupby("depth")["slots"].nunique()
+    missing = [d for d in depths if slot_counts.get(d, 0) < 2]
     assessable = np.isfinite(pooled["low"]) and not missing
     rows.append({"criterion": "slot slope", "estimate": pooled["gain_per_doubling"],
                  "low": pooled["low"], "high": pooled["high"], "threshold": 0.0,
@@ -99,7 +101,7 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
                  "detail": f"{metric} removed per doubling of slots, d{pooled['depths']}, "
                            f"{pooled['n_runs']} runs, {pooled['n_seeds']} seeds, "
                            f"{pooled['dof']} dof; detectable {pooled['detectable']:.4f}"
-                           + (f"; not assessable: no MoVE runs at "
+                           + (f"; not assessable: under 2 MoVE slot counts at "
                               f"{', '.join(f'd{d}' for d in missing)}" if missing else "")})
 
     gains = {d: _paired_gains(df, d, baseline, largest, metric) for d in depths}
