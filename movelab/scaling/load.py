@@ -130,7 +130,7 @@ def run_diagnostics(run_dir: Path | str) -> tuple[dict | None, str]:
 
 def with_train_settings(df: pd.DataFrame, sweep: str = "cpu-text",
                         results_dir: Path | str | None = None,
-                        fields: tuple[str, ...] = ("lr", "eval_split")) -> pd.DataFrame:
+                        fields: tuple[str, ...] = ("lr",)) -> pd.DataFrame:
     """`df` with a column `train_<field>` per field: each run's training setting as its
     result.json records it (config.train), where runs.csv has only the recipe's fields that
     differ from their defaults. result.json leaves those out too: a recipe field at its default

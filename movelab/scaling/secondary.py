@@ -58,8 +58,7 @@ def dense_control_rate(df: pd.DataFrame, sweep: str, results_dir=None) -> dict:
     # the split as `scored_on_test` reads it, from the recipe: eval_split is a recipe field, and
     # result.json's config.train leaves a recipe field out at its default (dev)
     dev = dense.drop(index=scored_on_test(dense).index)
-    dev = with_train_settings(dev, sweep, results_dir, fields=("lr",)).rename(
-        columns={"train_lr": "lr"})
+    dev = with_train_settings(dev, sweep, results_dir).rename(columns={"train_lr": "lr"})
     runs = dev[["run_id", "path_label", "lr", "val_bpb"]].sort_values("lr", ignore_index=True)
     out = {"runs": runs, "chosen": None, "run_next": None}
     if len(runs) < 3:

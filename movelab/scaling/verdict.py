@@ -4,7 +4,8 @@ as the plans define them, so the Findings quote functions, not hand arithmetic.
 
 "Memory is decoupled from compute here" is claimed only if all four hold:
   1 slot slope    the pooled slot gain (`analysis.pooled_slot_gain` over `depths`, seed-paired,
-                  depth-by-seed blocks) is positive with its interval excluding 0;
+                  depth-by-seed blocks) is positive with its interval excluding 0 (each of
+                  `depths` with 2+ MoVE slot counts, so that every depth enters the slope);
   2 depth         gain(deepest) - gain(shallowest) >= 0, where gain(d) is the mean paired
                   difference metric(baseline) - metric(largest MoVE) over seeds at depth d
                   (2+ paired seeds at each depth, so that gain(d) is a seed mean);
