@@ -41,7 +41,7 @@ def scored_on_test(df: pd.DataFrame) -> pd.DataFrame:
     return df[on_test | (df["task"] == "image")]
 
 
-def _compared_rows(df: pd.DataFrame) -> pd.DataFrame:
+def compared_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows a comparison may use: test-split scores of main, seed and control runs."""
     rows = scored_on_test(df)
     return rows[rows["role"].isin(COMPARED_ROLES)]
@@ -78,7 +78,7 @@ def dense_control_rate(df: pd.DataFrame, sweep: str, results_dir=None) -> dict:
 
 def frequency_bpb_on_test(df: pd.DataFrame, sweep: str, results_dir=None) -> pd.DataFrame:
     """`load.load_frequency_bpb` of the test-split main, seed and control rows of `df`."""
-    return load_frequency_bpb(_compared_rows(df), sweep, results_dir)
+    return load_frequency_bpb(compared_rows(df), sweep, results_dir)
 
 
 def _holm_by_depth(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +116,7 @@ def planned_comparisons(df: pd.DataFrame) -> list[tuple[int, str, str]]:
     standard at its depth, and every dense control against the MoVE model of the paper's recipe
     (main and seed rows) nearest to it in total parameters at its depth (the equal-total-
     parameter comparison; ties go to the fewer slots)."""
-    rows = _compared_rows(df)
+    rows = compared_rows(df)
     pairs = []
     for depth, at in rows.groupby("depth"):
         memory = at[at["value_path"] != "standard"].drop_duplicates("path_label")
@@ -140,7 +140,7 @@ def matched_comparisons(df: pd.DataFrame, comparisons=None, *, metric: str = "va
     cost ratios label / reference (FLOPs per token, active and total parameters), what they
     match within MATCH_TOLERANCE ("FLOPs", "total params"), and the paired difference
     metric(label) - metric(reference) on the test split, Holm within each depth."""
-    rows = _compared_rows(df)
+    rows = compared_rows(df)
     out = []
     for depth, label, reference in (planned_comparisons(df) if comparisons is None else comparisons):
         ratios = {name: _cost(rows, depth, label, column) / _cost(rows, depth, reference, column)
