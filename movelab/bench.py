@@ -86,7 +86,7 @@ class BenchRow:
     mode: str                        # "eager" or "compiled"
     memory_update: str               # "dense" (AdamW on every memory row) or "lazy" (SparseAdam)
     device: str
-    precision: str                   # fp32 on the CPU; bf16 autocast on CUDA
+    precision: str                   # fp32 or bf16 autocast (--precision; auto: bf16 on CUDA)
     threads: int
     torch_version: str
     host_allocator: str              # training.device.keep_freed_host_memory, as training runs
@@ -96,7 +96,8 @@ class BenchRow:
     warmup: int
     matmul_size: int
     rounds: int
-    matmul_peak_flops: float         # FLOP/s, the best of the rounds' peaks
+    matmul_peak_flops: float         # FLOP/s in this row's precision, the best of the rounds'
+    #   peaks
     matmul_peak_spread: float        # (best - worst) / best of the rounds' peaks
     memory_method: str
     flops_per_token_train: int
@@ -119,6 +120,8 @@ class BenchRow:
     overhead_gap_points: float | None = None  # 100 x (step_ratio - flop_ratio)
     goal: str | None = None          # PASS / FAIL for MoVE x1 to x8
     speedup: float | None = None     # compiled rows: eager step time over compiled
+    fp32_speedup: float | None = None  # bf16 rows: the same variant and mode's fp32 step time
+    #   over this row's, the median over rounds of the ratio within each round
     reference_speedup: float | None = None  # standard rows: the reference's better mode's step
     #   time over this row's, the median over rounds of the ratio within each round
     error: str | None = None         # compiled rows: why torch.compile failed
@@ -168,12 +171,13 @@ def _clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def measure_matmul_peak(size: int = 2048, reps: int = MATMUL_REPS, device="cpu") -> float:
+def measure_matmul_peak(size: int = 2048, reps: int = MATMUL_REPS, device="cpu",
+                        requested_precision: str = "auto") -> float:
     """FLOP/s of the fastest of `reps` (size x size) @ (size x size) matmuls, after one untimed
-    warmup, on the current thread count; in the precision training uses there (fp32 on the CPU,
-    bf16 on CUDA)."""
+    warmup, on the current thread count; in the precision a run at `requested_precision` trains
+    in there (auto: fp32 on the CPU, bf16 on CUDA)."""
     device = torch.device(device)
-    dtype = torch.bfloat16 if precision(device) == "bf16" else torch.float32
+    dtype = torch.bfloat16 if precision(device, requested_precision) == "bf16" else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
     best = float("inf")
@@ -213,10 +217,10 @@ def _peak_memory(step, device: torch.device, resident: list[torch.Tensor]) -> in
 
 def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
                   device="cpu", compile: bool = False, memory_update: str = "dense",
-                  reference: bool = False) -> StepTimes:
+                  reference: bool = False, precision: str = "auto") -> StepTimes:
     """Train `cfg` (with `reference`: ReferenceGPT at its shape, foreach AdamW) for warmup +
-    steps steps on one batch of random tokens and time the last `steps`; then one more step
-    for the peak memory."""
+    steps steps on one batch of random tokens at `precision` (TrainConfig.precision) and time
+    the last `steps`; then one more step for the peak memory."""
     device = torch.device(device)
     keep_freed_host_memory()  # as `movelab train` does
     if reference:
@@ -236,7 +240,7 @@ def bench_variant(cfg: ModelConfig, *, batch_size: int, steps: int, warmup: int,
     def step() -> tuple[float, float, float]:
         """One training step; its (forward, backward, optimizer) seconds."""
         t0 = _clock(device)
-        with autocast(device):
+        with autocast(device, precision):
             loss = stepper(x, y)
         t1 = _clock(device)
         loss.backward()
@@ -265,11 +269,11 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
               seq_len: int | None = None, steps: int = 10, warmup: int = 3,
               threads: int | None = None, device: str = "cpu", compile: bool = False,
               matmul_size: int = 2048, rounds: int = 1, memory_update: str = "dense",
-              log=None) -> list[BenchRow]:
+              precisions: tuple[str, ...] = ("auto",), log=None) -> list[BenchRow]:
     """Bench every preset x variant (the standard model is always included, as the baseline of
-    the ratios), eager and, with `compile`, under torch.compile too, `rounds` times interleaved.
-    Configs are checked before anything is timed; `log` (e.g. print) hears about each
-    measurement as it is done."""
+    the ratios) in each of `precisions` (TrainConfig.precision: auto, fp32, bf16), eager and,
+    with `compile`, under torch.compile too, `rounds` times interleaved. Configs are checked
+    before anything is timed; `log` (e.g. print) hears about each measurement as it is done."""
     batch_size = TrainConfig.batch_size if batch_size is None else batch_size
     for name, value, least in (("--batch-size", batch_size, 1), ("--steps", steps, 1),
                                ("--warmup", warmup, 0),
@@ -282,7 +286,8 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
                           f"{', '.join(MEMORY_UPDATES)}")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-    chosen = choose_device(device)  # on CUDA: TF32 on, and the steps run under bf16 autocast
+    chosen = choose_device(device)  # on CUDA: TF32 on
+    requested = {precision(chosen, p): p for p in precisions}  # fp32 / bf16 -> as asked for
     parsed = {v: {} if v == REFERENCE else Variant.parse(v).model_args  # name -> model fields
               for v in ["standard", *variants]}
     plan = [(preset, label, build_config(preset, seq_len=seq_len, **fields))
@@ -293,47 +298,54 @@ def run_bench(presets=DEFAULT_PRESETS, variants=DEFAULT_VARIANTS, *, batch_size:
     if threads:
         torch.set_num_threads(threads)
     try:
-        peaks, measured = [], {}  # (preset, label, mode) -> one StepTimes (or error) per round
+        # precision -> each round's matmul peak; (preset, label, precision, mode) -> one
+        # StepTimes (or error) per round
+        peaks, measured = {p: [] for p in requested}, {}
         for round_ in range(rounds):
-            peaks.append(measure_matmul_peak(matmul_size, device=device))
-            for preset, label, cfg in plan:
-                for mode in modes:
-                    times = _measure(cfg, batch_size, steps, warmup, device, mode, memory_update,
-                                     reference=label == REFERENCE)
-                    measured.setdefault((preset, label, mode), []).append(times)
-                    if log:
-                        log(f"bench: round {round_ + 1}/{rounds} "
-                            f"{format_progress(preset, label, mode, times, batch_size, cfg)}")
+            for computed, asked in requested.items():
+                peaks[computed].append(measure_matmul_peak(matmul_size, device=device,
+                                                           requested_precision=asked))
+                for preset, label, cfg in plan:
+                    for mode in modes:
+                        times = _measure(cfg, batch_size, steps, warmup, device, mode,
+                                         memory_update, reference=label == REFERENCE,
+                                         precision=asked)
+                        measured.setdefault((preset, label, computed, mode), []).append(times)
+                        if log:
+                            log(f"bench: round {round_ + 1}/{rounds} " + format_progress(
+                                preset, label, f"{computed} {mode}", times, batch_size, cfg))
     finally:
         torch.set_num_threads(threads_before)
     rows = []
     for preset, label, cfg in plan:
-        for mode in modes:
+        for computed, mode in ((c, m) for c in requested for m in modes):
             row = BenchRow(
                 preset=preset, variant=label,
                 label=f"d{cfg.depth} GPT-2 reference" if label == REFERENCE else cfg.label,
                 value_path=REFERENCE if label == REFERENCE else cfg.value_path,
                 density=cfg.density, mode=mode, memory_update=memory_update, device=device,
-                precision=precision(chosen),
+                precision=computed,
                 threads=threads or threads_before, torch_version=torch.__version__,
                 host_allocator=host_allocator(),
                 batch_size=batch_size, seq_len=cfg.seq_len, steps=steps, warmup=warmup,
-                matmul_size=matmul_size, rounds=rounds, matmul_peak_flops=max(peaks),
-                matmul_peak_spread=(max(peaks) - min(peaks)) / max(peaks),
+                matmul_size=matmul_size, rounds=rounds, matmul_peak_flops=max(peaks[computed]),
+                matmul_peak_spread=(max(peaks[computed]) - min(peaks[computed]))
+                / max(peaks[computed]),
                 memory_method=memory_method(device),
                 flops_per_token_train=analytic_costs(cfg).flops_per_token_train, flop_ratio=1.0)
-            rows.append(_summarised(row, measured[preset, label, mode]))
+            rows.append(_summarised(row, measured[preset, label, computed, mode]))
     return with_ratios(rows)
 
 
 def _measure(cfg: ModelConfig, batch_size: int, steps: int, warmup: int, device: str,
-             mode: str, memory_update: str = "dense", reference: bool = False
-             ) -> StepTimes | str:
+             mode: str, memory_update: str = "dense", reference: bool = False,
+             precision: str = "auto") -> StepTimes | str:
     """One round of `cfg` in `mode`: its StepTimes, or under torch.compile why it failed."""
     try:
         return bench_variant(cfg, batch_size=batch_size, steps=steps, warmup=warmup,
                              device=device, compile=mode == "compiled",
-                             memory_update=memory_update, reference=reference)
+                             memory_update=memory_update, reference=reference,
+                             precision=precision)
     except Exception as err:  # torch.compile fails in many ways (no compiler, unsupported op)
         if mode != "compiled":
             raise
@@ -362,18 +374,21 @@ def _summarised(row: BenchRow, rounds: list[StepTimes | str]) -> BenchRow:
 
 
 def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
-    """Fill in each row's ratios to the standard row of its preset and mode, the overhead
-    goal, and (compiled rows) the speedup over the same variant in eager mode."""
-    standard = {(r.preset, r.mode): r for r in rows if r.variant == "standard"}
-    eager = {(r.preset, r.variant): r for r in rows if r.mode == "eager"}
-    references = {}  # preset -> the reference's better mode's step time in each round
+    """Fill in each row's ratios to the standard row of its preset, precision and mode, the
+    overhead goal, (compiled rows) the speedup over the same variant in eager mode, and (bf16
+    rows, where fp32 was benched too) the speedup over fp32."""
+    standard = {(r.preset, r.precision, r.mode): r for r in rows if r.variant == "standard"}
+    eager = {(r.preset, r.variant, r.precision): r for r in rows if r.mode == "eager"}
+    fp32 = {(r.preset, r.variant, r.mode): r for r in rows if r.precision == "fp32"}
+    # preset -> the step time in each round of the reference's best mode and precision
+    references = {}
     for r in rows:
         if r.variant == REFERENCE and r.step_seconds is not None:
             best = references.get(r.preset, r.round_step_seconds)
             references[r.preset] = tuple(map(min, best, r.round_step_seconds))
     done = []
     for row in rows:
-        base = standard[row.preset, row.mode]
+        base = standard[row.preset, row.precision, row.mode]
         flop_ratio = row.flops_per_token_train / base.flops_per_token_train
         row = replace(row, flop_ratio=flop_ratio)
         if row.step_seconds is not None and base.step_seconds is not None:
@@ -385,8 +400,14 @@ def with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
                           step_ratio_max=max(ratios), overhead_gap_points=gap,
                           goal=_goal(row, gap))
         if row.mode == "compiled" and row.step_seconds is not None:
-            row = replace(row, speedup=eager[row.preset, row.variant].step_seconds
+            row = replace(row, speedup=eager[row.preset, row.variant, row.precision].step_seconds
                           / row.step_seconds)
+        same_in_fp32 = fp32.get((row.preset, row.variant, row.mode))
+        if (row.precision == "bf16" and row.step_seconds is not None and same_in_fp32
+                and same_in_fp32.step_seconds is not None):
+            row = replace(row, fp32_speedup=statistics.median(
+                theirs / mine for theirs, mine in zip(same_in_fp32.round_step_seconds,
+                                                      row.round_step_seconds)))
         if (row.variant == "standard" and row.step_seconds is not None
                 and row.preset in references):
             speedup = statistics.median(ref / mine for ref, mine in
@@ -429,6 +450,9 @@ def bench_command(rows: list[BenchRow]) -> str:
         parts.append("--compile")
     if first.memory_update != "dense":
         parts.append(f"--memory-update {first.memory_update}")
+    benched = list(dict.fromkeys(r.precision for r in rows))
+    if benched != [precision(torch.device(first.device))]:
+        parts.append(f"--precision {','.join(benched)}")
     return " ".join(parts)
 
 
@@ -451,14 +475,14 @@ def format_bench(rows: list[BenchRow]) -> str:
                      f"between rounds (more than {100 * IDLE_TOLERANCE:.0f}%): the machine was "
                      "not idle; read the ratios with their spread")
     lines.append("")
-    header = (f"{'preset':<9}{'variant':<13}{'mode':<9}{'step ms':>9}{'[min-max]':>14}{'fwd':>8}"
+    header = (f"{'preset':<9}{'variant':<13}{'mode':<15}{'step ms':>9}{'[min-max]':>14}{'fwd':>8}"
               f"{'bwd':>8}{'opt':>8}{'tok/s':>9}{'MFU':>7}{'peak MiB':>9}{'time x':>8}"
               f"{'[min-max]':>14}{'FLOP x':>8}{'gap pt':>8}  {'goal':<5} notes")
     lines += [header, "-" * len(header)]
     for i, r in enumerate(rows):
         if i and r.preset != rows[i - 1].preset:
             lines.append("")
-        start = f"{r.preset:<9}{r.variant:<13}{r.mode:<9}"
+        start = f"{r.preset:<9}{r.variant:<13}{r.precision + ' ' + r.mode:<15}"
         if r.error:
             lines.append(f"{start}  {r.error}")
             continue
@@ -468,6 +492,8 @@ def format_bench(rows: list[BenchRow]) -> str:
         if r.mode == "compiled":
             notes.append(f"{r.speedup:.2f}x eager; first step (compiling) "
                          f"{r.first_step_seconds:.1f} s")
+        if r.fp32_speedup is not None:
+            notes.append(f"{r.fp32_speedup:.2f}x fp32")
         notes = "; ".join(notes)
         step_range = f"[{1e3 * r.step_seconds_min:.1f}-{1e3 * r.step_seconds_max:.1f}]"
         ratio_range = ("n/a" if r.step_ratio is None
@@ -479,7 +505,8 @@ def format_bench(rows: list[BenchRow]) -> str:
             f"{_maybe(r.step_ratio, '.3f'):>8}{ratio_range:>14}{r.flop_ratio:>8.3f}"
             f"{_maybe(r.overhead_gap_points, '+.1f'):>8}  {r.goal or '':<5} {notes}".rstrip())
     lines += ["",
-              "time x: step time / the standard model's (same preset, mode, round; median over "
+              "time x: step time / the standard model's (same preset, precision, mode, round; "
+              "median over "
               "rounds); FLOP x: analytic "
               "train FLOPs/token / the standard's",
               "(6N + attention; MoVE's slot contraction is outside it); gap pt: 100 x (time x - "

@@ -294,6 +294,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
                      warmup=args.warmup, threads=args.threads, device=args.device,
                      compile=args.compile, matmul_size=args.matmul_size, rounds=args.rounds,
                      memory_update=args.memory_update,
+                     precisions=tuple(listed(args.precision)) or ("auto",),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps([asdict(row) for row in rows], indent=1) if args.json else format_bench(rows))
 
@@ -529,6 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--memory-update", choices=("dense", "lazy"), default="dense",
                        help="the memory's optimizer step: dense AdamW (default) or lazy "
                             "SparseAdam on the rows a batch touches (eager only)")
+    bench.add_argument("--precision", action="append", metavar="LIST",
+                       help="comma list of auto, fp32, bf16 (TrainConfig.precision), each "
+                            "benched interleaved in every round; bf16 rows note their speedup "
+                            "over fp32 when both are benched (default auto: fp32 on the CPU, "
+                            "bf16 autocast on CUDA)")
     bench.add_argument("--rounds", type=int, default=3,
                        help="interleaved repeats of the whole plan, each model fresh; the table "
                             "shows the median round and the min-max over rounds (default 3)")

@@ -270,46 +270,49 @@ class _Timer:
         self.cache = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.stale = set(self.cache) if retime else set()
 
-    def key(self, cfg: ModelConfig, batch_size: int, compiled: bool) -> str:
+    def key(self, cfg: ModelConfig, batch_size: int, compiled: bool, precision: str) -> str:
         import torch
 
         shape = [cfg.hash(), batch_size, self.threads, torch.__version__,
                  platform.node(), platform.processor() or platform.machine()]
-        return json.dumps(shape + ["compiled"] if compiled else shape)  # eager keys as before
+        # fp32 eager keys as before
+        return json.dumps(shape + ["compiled"] * compiled + [precision] * (precision != "fp32"))
 
-    def step_time(self, cfg: ModelConfig, batch_size: int,
-                  compiled: bool = False) -> StepTime | None:
-        """The step as the run will train it: compiled where the loop's default compiles it."""
-        key = self.key(cfg, batch_size, compiled)
+    def step_time(self, cfg: ModelConfig, batch_size: int, compiled: bool = False,
+                  precision: str = "fp32") -> StepTime | None:
+        """The step as the run will train it: compiled where the loop's default compiles it,
+        in its precision (fp32 or bf16)."""
+        key = self.key(cfg, batch_size, compiled, precision)
         if key not in self.cache or key in self.stale:
             if not self.measure:
                 return None
-            self.cache[key] = self._time(cfg, batch_size, compiled)
+            self.cache[key] = self._time(cfg, batch_size, compiled, precision)
             self.stale.discard(key)
             from movelab.data.cache import write_json_atomically
 
             write_json_atomically(self.path, self.cache, indent=1)
         return StepTime(**self.cache[key])
 
-    def _time(self, cfg: ModelConfig, batch_size: int, compiled: bool) -> dict:
+    def _time(self, cfg: ModelConfig, batch_size: int, compiled: bool, precision: str) -> dict:
         import torch
 
         from movelab.bench import bench_variant
 
-        mode = "compiled" if compiled else "eager"
+        mode = ("compiled" if compiled else "eager") + (" bf16" if precision == "bf16" else "")
         self.log(f"plan: timing {TIMED_STEPS} steps of {cfg.label} at batch {batch_size} x "
                  f"{cfg.seq_len}, {self.threads} thread(s), {mode}")
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             times = bench_variant(cfg, batch_size=batch_size, steps=TIMED_STEPS,
-                                  warmup=TIMED_WARMUP, compile=compiled)
+                                  warmup=TIMED_WARMUP, compile=compiled, precision=precision)
         finally:
             torch.set_num_threads(before)
         return {"step_seconds": times.step, "optimizer_seconds": times.optimizer,
                 "forward_seconds_per_token": times.forward / (batch_size * cfg.seq_len),
                 "source": f"timed here: median of {TIMED_STEPS} steps, {self.threads} thread(s)"
-                          + (", compiled (the compilation itself not counted)" if compiled else ""),
+                          + (", compiled (the compilation itself not counted)" if compiled else "")
+                          + (", bf16 autocast" if precision == "bf16" else ""),
                 "peak_memory_measured": times.peak_memory_bytes,
                 "load_average": os.getloadavg()[0]}
 
@@ -336,7 +339,6 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         raise ConfigError("--jobs, --threads and --gpus-per-job must be at least 1 for a plan")
     corpora = _Corpora(cache_dir, log)
     timer = None if profile else _Timer(cache_dir, threads, measure, retime, log)
-    precision = profile.precision if profile else "fp32"
     machine_memory = profile.memory_bytes if profile else machine_memory_bytes()
     plans = []
     for run, variant, groups, status in entries:
@@ -346,8 +348,12 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         tokens = steps * tcfg.batch_size * cfg.seq_len
         train_tokens, val_tokens, _ = corpora.counts(run)
         epochs = tokens / train_tokens if train_tokens else None
+        # auto: the profile's precision (bf16 on CUDA), fp32 on this CPU
+        precision = (tcfg.precision if tcfg.precision != "auto"
+                     else profile.precision if profile else "fp32")
         step = (profile.step_time(cfg, -(-tcfg.batch_size // ranks)) if profile
-                else timer.step_time(cfg, tcfg.batch_size, compiled=_compiles(run)))
+                else timer.step_time(cfg, tcfg.batch_size, compiled=_compiles(run),
+                                     precision=precision))
         memory = memory_estimate(run, precision=precision, ranks=ranks)
         warnings = []
         if epochs is not None and epochs > EPOCH_WARNING:

@@ -175,7 +175,7 @@ def test_json_lists_the_rows(capsys):
     records = json.loads(captured.out)
     assert [r["variant"] for r in records] == ["standard", "move x1", "lave x1", "move x2"]
     assert set(records[0]) == set(BenchRow.__dataclass_fields__)
-    assert "bench: round 3/3 cpu-d2 move x2 (eager)" in captured.err  # progress on stderr
+    assert "bench: round 3/3 cpu-d2 move x2 (fp32 eager)" in captured.err  # progress on stderr
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -13,6 +13,9 @@ from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
 MEMORY_UPDATES = ("dense", "lazy")
+# what the forward computes in (movelab.training.device.precision): auto is bf16 autocast on CUDA
+# and fp32 on the CPU; bf16 and fp32 ask for one on either
+PRECISIONS = ("auto", "fp32", "bf16")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
 EVAL_SPLITS = ("dev", "test")  # what validation scores (movelab.data.shards.STREAMS)
@@ -113,6 +116,11 @@ class TrainConfig(DictConfig):
         "dense", "dense (default): AdamW steps every memory row each step; lazy: row-sparse "
         "gradients and SparseAdam on the rows a batch touches (eager, one process)",
         choices=MEMORY_UPDATES)
+    # Added 2026-12-02: bf16 autocast on the CPU (weights, optimizer state and the loss in fp32)
+    # is a different computation from fp32, so it is a recipe field, in the hash when not auto
+    precision: str = recipe_field(
+        "auto", "auto (default): bf16 autocast on CUDA, fp32 on the CPU; bf16: bf16 autocast on "
+        "either (fast on CPUs with AMX); fp32: fp32 on either", choices=PRECISIONS)
 
     def __post_init__(self):
         if not isinstance(self.corpus, str) or not self.corpus:
@@ -136,6 +144,9 @@ class TrainConfig(DictConfig):
         if self.memory_update not in MEMORY_UPDATES:
             raise ConfigError(f"unknown --memory-update {self.memory_update!r}; choose one of "
                               f"{', '.join(MEMORY_UPDATES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown --precision {self.precision!r}; choose one of "
+                              f"{', '.join(PRECISIONS)}")
 
     def memory_lr_for(self, model: ModelConfig) -> float:
         """The memory's learning rate for this model's slot count (memory_lr_scaling)."""

@@ -1,8 +1,10 @@
-"""Where a process trains and at what precision: the CPU in fp32, or a CUDA GPU in bf16.
+"""Where a process trains and at what precision: by default (`precision = "auto"`) the CPU in
+fp32 and a CUDA GPU in bf16; `"bf16"` or `"fp32"` asks for one on either.
 
-On CUDA the forward runs under bf16 autocast (weights, optimizer state and the loss stay fp32),
-fp32 matmuls that remain may use TF32, and batches go host -> device from pinned memory without
-blocking. Under torchrun with NCCL each rank has its own GPU (movelab.training.distributed).
+Under bf16 the forward runs under bf16 autocast (weights, optimizer state and the loss stay fp32);
+on a CPU with AMX (Sapphire Rapids and later) that is where the matmuls are several times faster
+than fp32 (research log 2026-12-02, session 11). On CUDA fp32 matmuls that remain may use TF32,
+and batches go host -> device from pinned memory without blocking. Under torchrun with NCCL each rank has its own GPU (movelab.training.distributed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import platform
 import torch
 
 from movelab.config import ConfigError
+from movelab.training.config import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
 _chosen = torch.device("cpu")
@@ -99,14 +102,20 @@ def free_memory(device: torch.device) -> int | None:
         return None
 
 
-def precision(device: torch.device) -> str:
-    return "bf16" if device.type == "cuda" else "fp32"
+def precision(device: torch.device, requested: str = "auto") -> str:
+    """What a run at `requested` precision (TrainConfig.precision) computes in on `device`:
+    "auto" is bf16 on CUDA and fp32 on the CPU."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return requested
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; on the CPU, nothing (fp32 throughout)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, requested: str = "auto"):
+    """bf16 autocast where `precision(device, requested)` is bf16, else nothing (fp32)."""
+    if precision(device, requested) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -55,12 +55,13 @@ class Interrupted(Exception):
 
 
 def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
-             rows: int | None = None) -> tuple[float, float]:
+             rows: int | None = None, precision: str = "auto") -> tuple[float, float]:
     """(the task's metric, nats per token) over fixed validation windows. Nats per token
     averages over every target; the metric is the data's task's (Task.counted_nats and
     metric_value: bits per byte for text, bits per image token for images). Under torchrun each
     rank scores every world_size-th batch of windows and the sums are added over the ranks.
-    rows: validation windows per forward pass (default: the data's own)."""
+    rows: validation windows per forward pass (default: the data's own); precision: the run's
+    (TrainConfig.precision)."""
     task = tasks.TASKS[data.task]
     model.eval()
     rows = rows or data.eval_batch
@@ -68,7 +69,7 @@ def evaluate(model: GPT, data, x: torch.Tensor, y: torch.Tensor,
     with torch.no_grad():
         for i in range(distributed.rank() * rows, len(x), distributed.world_size() * rows):
             targets = y[i:i + rows]
-            with chosen_device.autocast(x.device):
+            with chosen_device.autocast(x.device, precision):
                 nats = model(x[i:i + rows], targets, reduction="none").view(targets.shape)
             all_nats += nats.sum().item()
             counted += task.counted_nats(data, nats, targets).sum().item()
@@ -371,7 +372,8 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
     try:
         while True:
             if evaluation_due():
-                val_metric, val_loss = evaluate(model, data, val_x, val_y, tcfg.eval_batch)
+                val_metric, val_loss = evaluate(model, data, val_x, val_y, tcfg.eval_batch,
+                                                  tcfg.precision)
                 found = memory_diagnostics()
                 with signals.critical():
                     tokens = state["step"] * tokens_per_step
@@ -394,7 +396,7 @@ def _train(run: RunConfig, out_dir: Path, resume: bool, force: bool, progress: b
                 break
             x, y = data.train_batch(rng, tcfg.batch_size, cfg.seq_len)
             set_lr(optimizers, lr_multiplier(state["step"], total_steps, tcfg))
-            with chosen_device.autocast(device):
+            with chosen_device.autocast(device, tcfg.precision):
                 loss = stepper(distributed.local_rows(x), distributed.local_rows(y))
             global_loss = distributed.average(loss.detach()).item()  # the same on every rank
             if not math.isfinite(global_loss):
@@ -469,7 +471,7 @@ def _finish(run: RunConfig, task, out_dir: Path, model: GPT, data, state: dict, 
         "wall_seconds": state["wall_seconds"],
         "tokens_per_second": tokens_seen / max(state["wall_seconds"], 1e-9),
         **state["environment"], "device": device.type, "world_size": distributed.world_size(),
-        "precision": chosen_device.precision(device), "compiled": compile,
+        "precision": chosen_device.precision(device, tcfg.precision), "compiled": compile,
         "started_at": state["started_at"], "ended_at": record.now()}
     if memory is not None:
         result["diagnostics"] = memory
