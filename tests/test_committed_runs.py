@@ -34,6 +34,21 @@ def test_every_committed_row_is_the_run_its_config_hashes_to(table):
         assert ModelConfig.from_dict(result["config"]["model"]).label == row["label"]
 
 
+@pytest.mark.parametrize("folder", sorted(p for p in RESULTS.glob("*/configs")),
+                         ids=lambda p: p.parent.name)
+def test_every_committed_run_config_trains_the_runs_beside_it(folder):
+    """Results that are runs, not a sweep (lazy-update, precision): configs/*.json hash to
+    exactly the recorded runs of runs/, each in the folder its recorded config hashes to."""
+    configs = {RunConfig.from_dict(json.loads(path.read_text())["config"]).hash()
+               for path in folder.glob("*.json")}
+    recorded = set()
+    for path in (folder.parent / "runs").glob("*/result.json"):
+        result = json.loads(path.read_text())
+        assert RunConfig.from_dict(result["config"]).hash() == path.parent.name
+        recorded.add(path.parent.name)
+    assert recorded and recorded == configs
+
+
 @pytest.mark.parametrize("table", [t for t in TABLES if (t.parent / "sweep.toml").exists()],
                          ids=lambda p: p.parent.name)
 def test_every_committed_sweep_still_plans_its_rows(table):
