@@ -120,8 +120,9 @@ RUNS_TABLE = (
     Row(("threads",), "int",
         "torch CPU threads of the run"),
     Row(("device", "precision"), "text",
-        "where it trained (`cpu`, `cuda`) and in what arithmetic (`fp32` on the CPU, `bf16` "
-        "autocast on CUDA). The same config trained on a GPU lands within seed noise of its CPU"
+        "where it trained (`cpu`, `cuda`) and in what arithmetic (`fp32`, or `bf16` autocast: "
+        "by default fp32 on the CPU and bf16 on CUDA; the config's train.precision asks for one"
+        "). The same config trained on a GPU lands within seed noise of its CPU"
         " row, not on it (research log 2026-11-26, session 3): compare rows of one device"),
     Row(("git_commit", "git_dirty", "torch_version"), ("text", "bool", "text"),
         "the code and environment the run started under"),
