@@ -277,16 +277,8 @@ class Attention(nn.Module):
         mask = None  # causal over the T positions given
         if cache is not None:  # the mixed value is what enters the cache (docs/design.md)
             k, v, mask = cache.extend(self.layer, k, v)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
-            # under CPU bf16 autocast: torch's CPU flash attention is slower in bf16 than in fp32
-            # (its backward ~1.4x, research log 2026-12-02 session 11), so attend in fp32
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
-                                                   attn_mask=mask, is_causal=mask is None)
-            y = y.to(torch.bfloat16)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           attn_mask=mask, is_causal=mask is None)
         return self.o(y.transpose(1, 2).reshape(B, T, -1))
 
 
