@@ -277,8 +277,16 @@ class Attention(nn.Module):
         mask = None  # causal over the T positions given
         if cache is not None:  # the mixed value is what enters the cache (docs/design.md)
             k, v, mask = cache.extend(self.layer, k, v)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                           attn_mask=mask, is_causal=mask is None)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # CPU bf16 autocast would run attention in bf16, where torch's CPU flash attention is
+            # slower than in fp32 (its backward ~1.4x; research log 2026-12-02, session 11)
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                                   attn_mask=mask, is_causal=mask is None)
+            y = y.to(torch.get_autocast_dtype("cpu"))
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
         return self.o(y.transpose(1, 2).reshape(B, T, -1))
 
 

@@ -126,3 +126,23 @@ def test_the_plans_timing_cache_keeps_fp32_keys_and_times_bf16_apart(tmp_path):
     fp32, bf16 = (timer.key(cfg, 8, False, p) for p in ("fp32", "bf16"))
     assert fp32 != bf16 and "bf16" in bf16 and "fp32" not in fp32
     assert timer.step_time(cfg, 8, precision="bf16") is None  # never timed, not measured
+
+
+def test_under_cpu_bf16_autocast_attention_runs_in_fp32(monkeypatch):
+    """CPU flash attention is slower in bf16 than in fp32 (research log 2026-12-02, session 11):
+    the model attends in fp32 under CPU autocast, and returns to bf16 after."""
+    from movelab.model import GPT
+
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append(({q.dtype, k.dtype, v.dtype}, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    model = GPT(build_config(**TINY_MODEL, vocab_size=64))
+    tokens = torch.randint(64, (2, 32), generator=torch.Generator().manual_seed(1))
+    with chosen_device.autocast(CPU, "bf16"):
+        model(tokens, tokens).backward()
+    assert seen == [({torch.float32}, False)] * TINY_MODEL["depth"]
