@@ -19,7 +19,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 CHANGED = {"router_init_std": 0.1, "bank_init": "width_slots", "embed_init_std": 0.5,
            "head_init_std": 0.01, "memory_lr_scaling": "inv_sqrt", "router_lr": 0.003,
            "adam_beta1": 0.8, "adam_beta2": 0.99, "adam_eps": 1e-8, "lr_reference_width": 128,
-           "val_fraction": 0.1, "eval_batch": 8, "eval_split": "test", "memory_update": "lazy"}
+           "val_fraction": 0.1, "eval_batch": 8, "eval_split": "test", "memory_update": "lazy",
+           "precision": "bf16"}
 
 
 def recipe_fields(cls):
