@@ -135,9 +135,11 @@ def load_profile(spec: str) -> DeviceProfile:
                           "JSON file with name, device, precision, memory_bytes, source and rows")
     try:
         data = json.loads(path.read_text())
+        # a bench of several precisions (--precision fp32,bf16): the profile's precision's rows
         rows = tuple({k: row[k] for k in ("preset", "variant", "batch_size", "seq_len",
                                           "step_seconds", "optimizer_seconds")}
-                     for row in data["rows"])
+                     for row in data["rows"]
+                     if row.get("precision", data["precision"]) == data["precision"])
         return DeviceProfile(data.get("name", path.stem), data["device"], data["precision"],
                              int(data["memory_bytes"]), data.get("source", str(path)), rows)
     except (json.JSONDecodeError, KeyError, TypeError) as err:

@@ -146,3 +146,20 @@ def test_under_cpu_bf16_autocast_attention_runs_in_fp32(monkeypatch):
     with chosen_device.autocast(CPU, "bf16"):
         model(tokens, tokens).backward()
     assert seen == [({torch.float32}, False)] * TINY_MODEL["depth"]
+
+
+def test_a_device_profile_from_a_bench_of_two_precisions_times_with_its_own(tmp_path):
+    import json
+
+    from movelab.plan import load_profile
+
+    row = dict(preset="cpu-d2", variant="standard", batch_size=8, seq_len=256,
+               optimizer_seconds=0.01)
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({
+        "name": "amx", "device": "cpu", "precision": "bf16", "memory_bytes": 2**30,
+        "rows": [dict(row, precision="fp32", step_seconds=0.2),
+                 dict(row, precision="bf16", step_seconds=0.1)]}))
+    profile = load_profile(str(path))
+    assert len(profile.rows) == 1
+    assert profile.step_time(build_config("cpu-d2"), 8).step_seconds == pytest.approx(0.1)
