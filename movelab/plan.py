@@ -36,7 +36,7 @@ from pathlib import Path
 from movelab.accounting import analytic_costs
 from movelab.config import ConfigError, ModelConfig, build_config
 from movelab.memory import checkpoint_bytes, machine_memory_bytes, memory_estimate
-from movelab.training.config import RunConfig
+from movelab.training.config import RunConfig, computed_precision
 from movelab.variant import Variant
 
 EPOCH_WARNING = 1.0          # epochs above this repeat the corpus
@@ -350,9 +350,7 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         tokens = steps * tcfg.batch_size * cfg.seq_len
         train_tokens, val_tokens, _ = corpora.counts(run)
         epochs = tokens / train_tokens if train_tokens else None
-        # auto: the profile's precision (bf16 on CUDA), fp32 on this CPU
-        precision = (tcfg.precision if tcfg.precision != "auto"
-                     else profile.precision if profile else "fp32")
+        precision = computed_precision(profile.device if profile else "cpu", tcfg.precision)
         step = (profile.step_time(cfg, -(-tcfg.batch_size // ranks)) if profile
                 else timer.step_time(cfg, tcfg.batch_size, compiled=_compiles(run),
                                      precision=precision))
@@ -368,6 +366,9 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
         eval_seconds = wall = None
         if step is None and profile:
             warnings.append(f"no step time: profile {profile.name} has no row of this variant")
+        elif profile and precision != profile.precision:
+            warnings.append(f"profile {profile.name} times {profile.precision} steps, this run "
+                            f"computes in {precision} (--precision)")
         elif step is not None:
             eval_seconds = (tcfg.evals * val_tokens * step.forward_seconds_per_token
                             if val_tokens is not None else 0.0)

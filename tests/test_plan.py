@@ -184,6 +184,19 @@ def test_a_profile_extrapolates_another_depth_by_flops_and_parameters(unprepared
     assert "no step time: profile h200 has no row of this variant" in plan.runs[0].warnings
 
 
+def test_a_profile_plan_takes_each_runs_own_precision_and_says_when_the_profile_times_another(
+        unprepared):
+    auto = run_of("gpu-d12", "standard", 8)
+    fp32 = RunConfig(auto.model, replace(auto.train, precision="fp32"))
+    plan = plan_runs("p", [(r, "v", [], "new") for r in (auto, fp32)], profile=H200, **QUIET)
+    on_cuda, asked_fp32 = plan.runs
+    assert on_cuda.memory == memory_estimate(auto, precision="bf16").to_dict()
+    assert asked_fp32.memory == memory_estimate(fp32, precision="fp32").to_dict()
+    assert asked_fp32.memory != on_cuda.memory
+    mismatch = "profile h200 times bf16 steps, this run computes in fp32 (--precision)"
+    assert mismatch in asked_fp32.warnings and mismatch not in on_cuda.warnings
+
+
 def test_a_profile_plan_counts_device_hours_and_checks_memory_per_rank(unprepared):
     runs = [run_of("gpu-d12", "standard", 256), run_of("gpu-d20", "move x8", 256)]
     plan = plan_runs("p", [(r, "v", [], "new") for r in runs], profile=H200, ranks=8, **QUIET)

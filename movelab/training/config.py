@@ -13,8 +13,8 @@ from movelab.images.layout import IMAGE_SIZE, ImageLayout
 
 OPTIMIZERS = ("adamw", "muon")
 MEMORY_UPDATES = ("dense", "lazy")
-# what the forward computes in (movelab.training.device.precision): auto is bf16 autocast on CUDA
-# and fp32 on the CPU; bf16 and fp32 ask for one on either
+# what the forward computes in (computed_precision): auto is bf16 autocast on CUDA and fp32 on the
+# CPU; bf16 and fp32 ask for one on either
 PRECISIONS = ("auto", "fp32", "bf16")
 # the memory's learning rate over M slots: memory_lr x 1, x 1/sqrt(M) or x 1/M (M = 1 for LaVE)
 MEMORY_LR_SCALINGS = ("constant", "inv_sqrt", "inv")
@@ -42,6 +42,16 @@ TRAIN_RANGES = {
     "adam_beta2": dict(minimum=0, below=1), "adam_eps": dict(above=0),
     "lr_reference_width": dict(whole=True, minimum=1), "val_fraction": dict(above=0, below=1),
     "eval_batch": dict(whole=True, minimum=1)}
+
+
+def computed_precision(device_type: str, requested: str = "auto") -> str:
+    """What a run at `requested` precision (TrainConfig.precision) computes in on a device of
+    `device_type` ("cpu" or "cuda"): "auto" is bf16 on CUDA and fp32 on the CPU."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if device_type == "cuda" else "fp32"
+    return requested
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import platform
 import torch
 
 from movelab.config import ConfigError
-from movelab.training.config import PRECISIONS
+from movelab.training.config import computed_precision
 
 DEVICES = ("auto", "cpu", "cuda")
 _chosen = torch.device("cpu")
@@ -103,13 +103,8 @@ def free_memory(device: torch.device) -> int | None:
 
 
 def precision(device: torch.device, requested: str = "auto") -> str:
-    """What a run at `requested` precision (TrainConfig.precision) computes in on `device`:
-    "auto" is bf16 on CUDA and fp32 on the CPU."""
-    if requested not in PRECISIONS:
-        raise ConfigError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
-    if requested == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return requested
+    """What a run at `requested` precision (TrainConfig.precision) computes in on `device`."""
+    return computed_precision(device.type, requested)
 
 
 def autocast(device: torch.device, requested: str = "auto"):
