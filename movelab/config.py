@@ -118,6 +118,16 @@ class DictConfig:
             raise unknown_keys(where, unknown, (f.name for f in dataclasses.fields(cls)))
         return cls(**d)
 
+    def check_choices(self) -> None:
+        """Every field declared with `choices` holds one of them (else a one-line ConfigError
+        naming its flag)."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices is not None and getattr(self, f.name) not in choices:
+                flag = "--" + f.metadata.get("name", f.name).replace("_", "-")
+                raise ConfigError(f"unknown {flag} {getattr(self, f.name)!r}; choose one of "
+                                  f"{', '.join(choices)}")
+
 
 @dataclass(frozen=True)
 class ModelConfig(DictConfig):
@@ -169,16 +179,11 @@ class ModelConfig(DictConfig):
         if self.head_dim % 2:
             raise ConfigError(f"head size width/heads = {self.head_dim} must be even for rotary "
                               "embeddings; change --width or --heads")
-        if self.value_path not in VALUE_PATHS:
-            raise ConfigError(f"unknown value path {self.value_path!r}; "
-                              f"choose one of {', '.join(VALUE_PATHS)}")
+        self.check_choices()
         for name in ("embed_init_std", "head_init_std", "router_init_std"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
-        if self.bank_init not in BANK_INITS:
-            raise ConfigError(f"unknown bank init {self.bank_init!r}; choose one of "
-                              f"{', '.join(BANK_INITS)}")
         if self.value_path != "move" and (self.router_init_std or self.bank_init != "width"):
             raise ConfigError("--router-init-std and --bank-init apply to --value-path move")
         if self.value_path == "standard":

@@ -32,7 +32,7 @@ def test_test_split_is_a_different_run_and_round_trips():
                  for split in ("dev", "test"))
     assert test.to_dict()["train"]["eval_split"] == "test"
     assert RunConfig.from_dict(test.to_dict()) == test and test.hash() != dev.hash()
-    with pytest.raises(ConfigError, match="--eval-split must be one of dev, test"):
+    with pytest.raises(ConfigError, match="unknown --eval-split .val.; choose one of dev, test"):
         TrainConfig(tokens=1, eval_split="val")
     image = ImageConfig()
     with pytest.raises(ConfigError, match="applies to text corpora"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from movelab.cli import build_parser, main
-from movelab.config import ModelConfig, build_config, recipe_field, setting
+from movelab.config import ConfigError, ModelConfig, build_config, recipe_field, setting
 from movelab.flags import (UsageError, add_field_flags, flag_of, run_config_from_args,
                            value_type)
 from movelab.training.config import DEFAULT_TOKENS, ImageConfig, RunConfig, TrainConfig
@@ -148,3 +148,20 @@ def test_the_flags_of_committed_runs_give_their_run_ids():
         config = json.loads(path.read_text())["config"]
         run = run_config_from_args(parser.parse_args(["train", *as_flags(config)]))
         assert run.hash() == path.parent.name, path
+
+
+CHOICE_FIELDS = [(cls, f) for cls, f in FIELDS if "choices" in f.metadata]
+
+
+@pytest.mark.parametrize("cls, field", CHOICE_FIELDS,
+                         ids=[f"{cls.__name__}.{f.name}" for cls, f in CHOICE_FIELDS])
+def test_a_field_with_choices_rejects_another_value_naming_its_flag(cls, field, capsys):
+    """Declared choices are the check (DictConfig.check_choices), on the command line too."""
+    choices = ", ".join(field.metadata["choices"])
+    with pytest.raises(ConfigError, match=f"^unknown {flag_of(field)} 'nope'; choose one of "
+                                          f"{choices}$"):
+        if cls is ModelConfig:
+            build_config(depth=2, **{field.name: "nope"})
+        else:
+            cls(**({"tokens": 1} if cls is TrainConfig else {}), **{field.name: "nope"})
+    assert len(CHOICE_FIELDS) >= 7  # value_path, bank_init, optimizer, eval_split, ...

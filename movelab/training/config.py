@@ -140,23 +140,10 @@ class TrainConfig(DictConfig):
         if len(horizons) != 1:
             raise ConfigError("give exactly one horizon: --tokens N, --tokens-per-param R or "
                               "--flops C")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
+        self.check_choices()
         for name, rule in TRAIN_RANGES.items():
             if getattr(self, name) is not None:
                 check_number(getattr(self, name), "--" + name.replace("_", "-"), **rule)
-        if self.eval_split not in EVAL_SPLITS:
-            raise ConfigError(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got "
-                              f"{self.eval_split!r}")
-        if self.memory_lr_scaling not in MEMORY_LR_SCALINGS:
-            raise ConfigError(f"unknown --memory-lr-scaling {self.memory_lr_scaling!r}; choose "
-                              f"one of {', '.join(MEMORY_LR_SCALINGS)}")
-        if self.memory_update not in MEMORY_UPDATES:
-            raise ConfigError(f"unknown --memory-update {self.memory_update!r}; choose one of "
-                              f"{', '.join(MEMORY_UPDATES)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown --precision {self.precision!r}; choose one of "
-                              f"{', '.join(PRECISIONS)}")
 
     def memory_lr_for(self, model: ModelConfig) -> float:
         """The memory's learning rate for this model's slot count (memory_lr_scaling)."""
