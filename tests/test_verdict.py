@@ -91,6 +91,9 @@ def test_criteria_the_rows_cannot_assess_hold_neither_way():
     lead = verdict_of(one_seed)
     assert lead.loc["depth", "holds"] is None and np.isfinite(lead.loc["depth", "estimate"])
     assert "n 1" in lead.loc["depth", "detail"] and "not assessable" in lead.loc["depth", "detail"]
+    no_x16 = verdict_of(df[~((df["depth"] == 6) & (df["path_label"] == "MoVE x16"))])
+    assert no_x16.loc["exchange rate", "holds"] is None  # the dense law is there, the cell is not
+    assert no_x16.loc["exchange rate", "detail"] == "not assessable: no MoVE x16 at d6"
 
 
 def test_a_second_arm_is_judged_in_place_of_the_papers_memory_rows():

@@ -135,7 +135,8 @@ def decoupling_verdict(df: pd.DataFrame, *, metric: str = "val_bpb", depths=(4, 
     cell = table[(table["depth"] == depths[-1]) & (table["path_label"] == largest)]
     if exchange.params_law is None or cell.empty or not np.isfinite(
             cell["params_gain_low"].iloc[0]):
-        why = "; ".join(exchange.notes[:1]) or f"no {largest} at d{depths[-1]}"
+        why = (f"no {largest} at d{depths[-1]}" if cell.empty
+               else "; ".join(exchange.notes[:1]) or "no dense law")
         rows.append({"criterion": "exchange rate", "estimate": np.nan, "low": np.nan,
                      "high": np.nan, "threshold": 0.0, "holds": None,
                      "detail": f"not assessable: {why}"})
