@@ -40,6 +40,7 @@ import gzip
 import hashlib
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -440,11 +441,36 @@ def composition_line(source: str, package: str, row: dict) -> str:
             f"{row['duplicate_documents']:,} / {row['duplicate_paragraphs']:,} |")
 
 
+def package_versions() -> dict[str, str]:
+    """The installed Debian version of each source's package ("not installed" where dpkg has
+    none). Debian updates some of them within a release (linux-doc-6.1 with each kernel point
+    release), and the corpus, its split and its tokenizer change with them."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            found = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:  # no dpkg on this machine
+            found = ""
+        versions[package] = found or "not installed"
+    return versions
+
+
+def build_line(versions: dict[str, str], corpus_hash: str) -> str:
+    """The packages a composition was built from and the corpus's content hash (what each run's
+    result.json records as data.content_hash), as docs/corpora.md states them."""
+    return ("Built from " + ", ".join(f"{package} {version}" for package, version in versions.items())
+            + f"; content hash {corpus_hash}.")
+
+
 def main() -> None:
     """`python -m movelab.data.prose`: build the corpus (cached) and print the tables of
     docs/corpora.md."""
+    from movelab.data.corpus import load_corpus
+
     stats = composition(progress=True)
-    print(composition_table(stats), split_table(stats), vocabulary_table(progress=True),
+    line = build_line(package_versions(), load_corpus("prose", default_cache_dir()).content_hash)
+    print(line, composition_table(stats), split_table(stats), vocabulary_table(progress=True),
           sep="\n\n")
 
 
