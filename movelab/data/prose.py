@@ -456,11 +456,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def versions_text(versions: dict[str, str]) -> str:
+    """The packages a build is made from, as docs/corpora.md names them above its tables."""
+    return "Built from " + ", ".join(f"{package} {version}" for package, version in versions.items())
+
+
 def build_line(versions: dict[str, str], corpus_hash: str) -> str:
-    """The packages a composition was built from and the corpus's content hash (what each run's
-    result.json records as data.content_hash), as docs/corpora.md states them."""
-    return ("Built from " + ", ".join(f"{package} {version}" for package, version in versions.items())
-            + f"; content hash {corpus_hash}.")
+    """`versions_text` and the corpus's content hash (what each run's result.json records as
+    data.content_hash), as docs/corpora.md states them."""
+    return f"{versions_text(versions)}; content hash {corpus_hash}."
 
 
 def main() -> None:
