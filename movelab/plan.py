@@ -363,12 +363,12 @@ def plan_runs(name: str, entries: list[tuple[RunConfig, str, list[str], str]], *
             warnings.append(f"needs about {memory.total / 2**30:.1f} GiB per process, the "
                             f"{'device' if profile else 'machine'} has "
                             f"{machine_memory / 2**30:.1f} GiB")
+        if profile and precision != profile.precision:
+            warnings.append(f"profile {profile.name} times {profile.precision} steps, this run "
+                            f"computes in {precision} (--precision)")
         eval_seconds = wall = None
         if step is None and profile:
             warnings.append(f"no step time: profile {profile.name} has no row of this variant")
-        elif profile and precision != profile.precision:
-            warnings.append(f"profile {profile.name} times {profile.precision} steps, this run "
-                            f"computes in {precision} (--precision)")
         elif step is not None:
             eval_seconds = (tcfg.evals * val_tokens * step.forward_seconds_per_token
                             if val_tokens is not None else 0.0)

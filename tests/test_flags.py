@@ -155,7 +155,7 @@ CHOICE_FIELDS = [(cls, f) for cls, f in FIELDS if "choices" in f.metadata]
 
 @pytest.mark.parametrize("cls, field", CHOICE_FIELDS,
                          ids=[f"{cls.__name__}.{f.name}" for cls, f in CHOICE_FIELDS])
-def test_a_field_with_choices_rejects_another_value_naming_its_flag(cls, field, capsys):
+def test_a_field_with_choices_rejects_another_value_naming_its_flag(cls, field):
     """Declared choices are the check (DictConfig.check_choices), on the command line too."""
     choices = ", ".join(field.metadata["choices"])
     with pytest.raises(ConfigError, match=f"^unknown {flag_of(field)} 'nope'; choose one of "

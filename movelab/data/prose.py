@@ -49,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from movelab.data.cache import default_cache_dir, write_json_atomically
-from movelab.data.corpus import html_main_text, pydocs_pages, read_utf8
+from movelab.data.corpus import html_main_text, load_corpus, pydocs_pages, read_utf8
 from movelab.data.errors import DataError
 from movelab.data.shards import prepare_text_data
 from movelab.hashing import content_hash
@@ -470,8 +470,6 @@ def build_line(versions: dict[str, str], corpus_hash: str) -> str:
 def main() -> None:
     """`python -m movelab.data.prose`: build the corpus (cached) and print the tables of
     docs/corpora.md."""
-    from movelab.data.corpus import load_corpus
-
     stats = composition(progress=True)
     line = build_line(package_versions(), load_corpus("prose", default_cache_dir()).content_hash)
     print(line, composition_table(stats), split_table(stats), vocabulary_table(progress=True),
