@@ -627,21 +627,39 @@ def csv_row(result: dict, planned: PlannedRun) -> dict:
     return row
 
 
-def _finished_flops_per_second(sweep: Sweep) -> float | None:
-    """Training FLOPs over training seconds, summed over the sweep's finished runs (None
-    without any): what one of its runs has achieved, shapes mixed."""
-    flops = seconds = 0.0
-    for planned in sweep.runs:
-        path = sweep.run_dir(planned) / record.RESULT
-        if path.exists():
-            result = _read_result(path)
-            flops, seconds = flops + result["train_flops"], seconds + result["wall_seconds"]
+def _finished_results(sweep: Sweep) -> list[dict]:
+    return [_read_result(path) for path in (sweep.run_dir(p) / record.RESULT for p in sweep.runs)
+            if path.exists()]
+
+
+def _flops_per_second(results: list[dict]) -> float | None:
+    """Training FLOPs over training seconds, summed over finished runs (None without any):
+    what one of the sweep's runs has achieved, shapes mixed."""
+    flops = sum(result["train_flops"] for result in results)
+    seconds = sum(result["wall_seconds"] for result in results)
     return flops / seconds if seconds > 0 else None
+
+
+def _mixed_builds(results: list[dict]) -> list[str]:
+    """A line per corpus whose finished runs trained on more than one build of it (its
+    documents' content hash; a corpus read from installed packages changes when they do)."""
+    builds: dict[str, dict[str, int]] = {}
+    for result in results:
+        data = result.get("data", {})
+        if "content_hash" in data:
+            hashes = builds.setdefault(data["corpus"], {})
+            hashes[data["content_hash"]] = hashes.get(data["content_hash"], 0) + 1
+    return [f"  warning: the finished runs on {corpus} trained on {len(hashes)} builds of it ("
+            + ", ".join(f"{h}: {n} run{'s' * (n > 1)}" for h, n in
+                        sorted(hashes.items(), key=lambda item: -item[1]))
+            + "; data.content_hash): runs on different builds do not share batches at a seed"
+            for corpus, hashes in builds.items() if len(hashes) > 1]
 
 
 def format_status(sweep: Sweep) -> str:
     """Every run with its status, after the counts per status and, per group (a sweep's
-    stages), runs done of the group's and the training FLOPs still to run."""
+    stages), runs done of the group's and the training FLOPs still to run; a warning where the
+    finished runs trained on more than one build of a corpus."""
     counts: dict[str, int] = {}
     groups: dict[str, list] = {}  # name: [done, runs, FLOPs of the runs not done]
     lines = [f"{sweep.name}: {sweep.description}".rstrip(": "), ""]
@@ -656,7 +674,8 @@ def format_status(sweep: Sweep) -> str:
         lines.append(f"  {status:<8}{planned.run_id}  d{m.depth:<3}{planned.variant:<28}seed {t.seed}"
                      f"  {t.tokens / 1e6:6.2f}M tok  {planned.cost:9.3g} FLOPs  [{','.join(planned.groups)}]")
     order = dict.fromkeys(name for planned in sweep.runs for name in planned.groups)  # file order
-    rate = _finished_flops_per_second(sweep)
+    results = _finished_results(sweep)
+    rate = _flops_per_second(results)
     hours = (lambda flops: f" (~{flops / rate / 3600:.1f} run-hours)") if rate else (lambda _: "")
     summary = ["  by group (runs done of the group's; training FLOPs left"
                + (f", in run-hours at the {rate:.3g} FLOP/s its finished runs averaged):"
@@ -665,5 +684,6 @@ def format_status(sweep: Sweep) -> str:
         + (f"{groups[name][2]:9.3g} FLOPs left{hours(groups[name][2])}" if groups[name][2]
            else "  done")
         for name in order]
-    lines[1:1] = ["  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), *summary]
+    lines[1:1] = ["  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), *summary,
+                  *_mixed_builds(results)]
     return "\n".join(lines)

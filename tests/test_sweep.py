@@ -219,3 +219,32 @@ variants = ["standard"]
     assert text.index("    grid") < text.index("    seeds")  # the file's order of groups
     (sweep.run_dir(done) / "result.json").unlink()
     assert "FLOP/s" not in format_status(sweep) and "run-hours" not in format_status(sweep)
+
+
+def test_status_warns_when_finished_runs_trained_on_different_builds_of_a_corpus(tmp_path):
+    import json
+
+    from movelab.sweep import format_status
+
+    sweep = write_sweep(tmp_path, "wiki", f"""
+[[group]]
+name = "grid"
+depths = [2]
+seeds = [0, 1, 2]
+variants = ["standard"]
+{TINY_MODEL}
+""")
+    def finish(planned, corpus, build):
+        sweep.run_dir(planned).mkdir(parents=True, exist_ok=True)
+        (sweep.run_dir(planned) / "result.json").write_text(json.dumps(
+            {"config": {}, "config_hash": planned.run_id, "train_flops": 1e12, "wall_seconds": 1.0,
+             "data": {"corpus": corpus, "content_hash": build}}))
+
+    first, second, third = sweep.runs
+    finish(first, "prose", "a8620958f01fcbda")
+    finish(second, "prose", "a8620958f01fcbda")
+    finish(third, "wiki", "0123456789abcdef")  # another corpus is not another build
+    assert "warning" not in format_status(sweep)
+    finish(third, "prose", "5bfc658d2a80ea24")
+    assert ("  warning: the finished runs on prose trained on 2 builds of it (a8620958f01fcbda: "
+            "2 runs, 5bfc658d2a80ea24: 1 run; data.content_hash)") in format_status(sweep)
