@@ -265,7 +265,7 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
     failures, last_report, at_once = 0, time.time(), jobs or len(todo)
     with _signals_interrupt():
         try:
-            _prepare(todo)
+            _prepare(sweep, todo, log)
             while todo or running:
                 while todo and len(running) < at_once:
                     planned = todo.pop(0)
@@ -310,18 +310,26 @@ def run_sweep(sweep: Sweep, *, jobs: int | None = 2, threads_per_job: int = 1,
     return failures
 
 
-def _prepare(todo: list[PlannedRun]) -> None:
-    """Fill the data cache once here, not in every job at the same time."""
+def _prepare(sweep: Sweep, todo: list[PlannedRun], log) -> None:
+    """Fill the data cache once here, not in every job at the same time, and warn where this
+    machine's build of a corpus is none the sweep's finished runs trained on."""
     from movelab.training.tasks import task_of
 
-    prepared = set()
+    prepared, finished = set(), _builds(_finished_results(sweep))
     for planned in todo:
         run = planned.run
         key = (run.train.corpus, run.model.vocab_size, run.image)
         if key not in prepared:
             prepared.add(key)
             task = task_of(run)
-            task.fill_caches(task.prepare(run, progress=sys.stderr.isatty()))
+            data = task.prepare(run, progress=sys.stderr.isatty())
+            task.fill_caches(data)
+            corpus, build = data.describe()["corpus"], data.describe()["content_hash"]
+            if finished.get(corpus) and build not in finished[corpus]:
+                log(f"  warning: this machine's {corpus} is build {build} (data.content_hash); "
+                    f"the sweep's finished runs on it trained on {_counted(finished[corpus])}: "
+                    "runs on different builds do not share batches at a seed")
+                finished[corpus][build] = 0  # warned once
 
 
 def launch(sweep: Sweep, planned: PlannedRun, start: Start, log):
@@ -640,20 +648,29 @@ def _flops_per_second(results: list[dict]) -> float | None:
     return flops / seconds if seconds > 0 else None
 
 
-def _mixed_builds(results: list[dict]) -> list[str]:
-    """A line per corpus whose finished runs trained on more than one build of it (its
-    documents' content hash; a corpus read from installed packages changes when they do)."""
+def _builds(results: list[dict]) -> dict[str, dict[str, int]]:
+    """Per corpus, the runs of each of its builds (its documents' content hash: a corpus read
+    from installed packages changes when they do) among `results`."""
     builds: dict[str, dict[str, int]] = {}
     for result in results:
         data = result.get("data", {})
         if "content_hash" in data:
             hashes = builds.setdefault(data["corpus"], {})
             hashes[data["content_hash"]] = hashes.get(data["content_hash"], 0) + 1
-    return [f"  warning: the finished runs on {corpus} trained on {len(hashes)} builds of it ("
-            + ", ".join(f"{h}: {n} run{'s' * (n > 1)}" for h, n in
-                        sorted(hashes.items(), key=lambda item: -item[1]))
-            + "; data.content_hash): runs on different builds do not share batches at a seed"
-            for corpus, hashes in builds.items() if len(hashes) > 1]
+    return builds
+
+
+def _counted(hashes: dict[str, int]) -> str:
+    return ", ".join(f"{h} ({n} run{'s' * (n > 1)})"
+                     for h, n in sorted(hashes.items(), key=lambda item: -item[1]))
+
+
+def _mixed_builds(results: list[dict]) -> list[str]:
+    """A line per corpus whose finished runs trained on more than one build of it."""
+    return [f"  warning: the finished runs on {corpus} trained on {len(hashes)} builds of it "
+            f"(data.content_hash {_counted(hashes)}): runs on different builds do not share "
+            "batches at a seed"
+            for corpus, hashes in _builds(results).items() if len(hashes) > 1]
 
 
 def format_status(sweep: Sweep) -> str:

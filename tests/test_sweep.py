@@ -246,5 +246,40 @@ variants = ["standard"]
     finish(third, "wiki", "0123456789abcdef")  # another corpus is not another build
     assert "warning" not in format_status(sweep)
     finish(third, "prose", "5bfc658d2a80ea24")
-    assert ("  warning: the finished runs on prose trained on 2 builds of it (a8620958f01fcbda: "
-            "2 runs, 5bfc658d2a80ea24: 1 run; data.content_hash)") in format_status(sweep)
+    assert ("  warning: the finished runs on prose trained on 2 builds of it (data.content_hash "
+            "a8620958f01fcbda (2 runs), 5bfc658d2a80ea24 (1 run))") in format_status(sweep)
+
+
+def test_a_sweep_warns_before_training_on_a_build_its_finished_runs_did_not_use(
+        tmp_path, corpus, cache, monkeypatch):
+    import json
+
+    from movelab.sweep import _prepare
+    from movelab.training.tasks import prepare_data
+
+    monkeypatch.setenv("MOVELAB_CACHE", str(cache))
+    sweep = write_sweep(tmp_path, corpus, f"""
+[[group]]
+name = "seeds"
+depths = [2]
+seeds = [0, 1]
+variants = ["standard"]
+{TINY_MODEL}
+""")
+    finished, todo = sweep.runs
+    here = prepare_data(todo.run).describe()
+
+    def finish(build):
+        sweep.run_dir(finished).mkdir(parents=True, exist_ok=True)
+        (sweep.run_dir(finished) / "result.json").write_text(json.dumps(
+            {"config": {}, "config_hash": finished.run_id, "train_flops": 1.0, "wall_seconds": 1.0,
+             "data": {"corpus": here["corpus"], "content_hash": build}}))
+        logged = []
+        _prepare(sweep, [todo], logged.append)
+        return logged
+
+    assert finish(here["content_hash"]) == []
+    assert finish("0123456789abcdef") == [
+        f"  warning: this machine's {here['corpus']} is build {here['content_hash']} "
+        "(data.content_hash); the sweep's finished runs on it trained on 0123456789abcdef (1 run): "
+        "runs on different builds do not share batches at a seed"]
